@@ -1,0 +1,38 @@
+# FieldForge: `make demo` sets up and runs the demo, `make test` sets up and runs the tests.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+PIP    := $(PY) -m pip
+# torch==2.13.0 resolves to the CPU wheel on CPU-only machines here and to the CUDA build on a CUDA
+# machine's default index; any torch>=2.1 already in the venv is kept.
+TORCH  ?= torch==2.13.0
+
+.PHONY: demo test bench system-deps venv clean
+
+system-deps:
+	@$(PYTHON) -c "import ctypes; ctypes.CDLL('libusb-1.0.so.0')" 2>/dev/null || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "installing libusb-1.0-0 (needed by open3d)"; \
+	    (apt-get install -y -qq libusb-1.0-0 >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq libusb-1.0-0 >/dev/null)); \
+	  else echo "open3d needs libusb-1.0: run 'sudo apt-get install libusb-1.0-0' (Debian/Ubuntu)"; exit 1; fi; }
+
+$(VENV)/.installed: pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+	$(PY) -c "import torch" 2>/dev/null || $(PIP) install -q "$(TORCH)"
+	$(PIP) install -q -e ".[dev,gpu]"
+	@touch $@
+
+venv: system-deps $(VENV)/.installed
+
+demo: venv
+	$(VENV)/bin/fieldforge demo
+
+test: venv
+	$(PY) -m pytest -n 2 -q
+
+bench: venv
+	$(PY) scripts/bench_image.py
+
+clean:
+	rm -rf $(VENV) outputs .pytest_cache

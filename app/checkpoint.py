@@ -1,0 +1,44 @@
+"""Checkpoints: weights as safetensors, optimizer/scheduler/RNG/task state as a torch file; both atomic."""
+
+import io
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load_file, save
+
+from app.atomic import atomic_write_bytes
+from app.runs import RunDir
+from data.errors import InputError
+
+
+def save_checkpoint(run: RunDir, step: int, model: torch.nn.Module, state: dict[str, Any], keep: int = 3) -> Path:
+    """Write ``step-NNNNNN.safetensors`` + ``step-NNNNNN.state.pt``; keep the newest ``keep`` checkpoints."""
+    weights = {k: v.detach().contiguous().cpu().clone() for k, v in model.state_dict().items()}
+    path = run.checkpoint_dir / f"step-{step:06d}.safetensors"
+    buf = io.BytesIO()
+    torch.save(state, buf)
+    atomic_write_bytes(path.with_suffix(".state.pt"), buf.getvalue())
+    atomic_write_bytes(path, save(weights, metadata={"step": str(step)}))
+    if keep > 0:
+        for _, old in run.checkpoints()[:-keep]:
+            old.unlink(missing_ok=True)
+            old.with_suffix(".state.pt").unlink(missing_ok=True)
+    return path
+
+
+def load_weights(path: Path, model: torch.nn.Module) -> None:
+    try:
+        weights = load_file(str(path))
+    except Exception as e:
+        raise InputError(path, f"corrupt checkpoint ({type(e).__name__}: {e})") from None
+    missing, unexpected = model.load_state_dict(weights, strict=False)
+    if missing or unexpected:
+        raise InputError(path, f"checkpoint does not match the config (missing {missing[:3]}, unexpected {unexpected[:3]})")
+
+
+def load_state(path: Path) -> dict[str, Any]:
+    try:
+        return torch.load(path.with_suffix(".state.pt"), map_location="cpu", weights_only=False)
+    except Exception as e:
+        raise InputError(path.with_suffix(".state.pt"), f"corrupt checkpoint state ({type(e).__name__}: {e})") from None

@@ -1,0 +1,77 @@
+"""``fieldforge`` command line: ``fieldforge <group> <command> [options]``; every command has ``--help``.
+
+Commands are registered declaratively (name → "module:function"), imported only when run, so the CLI
+starts fast and adding a command never creates import cycles.
+"""
+
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from importlib import import_module
+
+from rich.console import Console
+
+console = Console(stderr=True)
+
+
+@dataclass(frozen=True)
+class Command:
+    target: str
+    """``module:function`` taking ``(argv, prog)``."""
+    summary: str
+
+
+COMMANDS: dict[tuple[str, ...], Command] = {
+    ("train", "image"): Command("app.commands:train_image", "Fit a neural field to an image (PNG/JPEG/TIFF/EXR)."),
+    ("export", "image"): Command("app.commands:export_image", "Render an image field at any resolution (PNG/EXR)."),
+    ("demo",): Command("app.commands:demo", "Train on the embedded sample image and write its reconstruction."),
+    ("info",): Command("app.commands:info", "Show a run's config, metrics and checkpoints."),
+}
+
+
+def _usage() -> str:
+    lines = ["usage: fieldforge <command> [options]   (fieldforge <command> --help for its options)", "", "commands:"]
+    for name, cmd in COMMANDS.items():
+        lines.append(f"  {' '.join(name):<16} {cmd.summary}")
+    return "\n".join(lines)
+
+
+def _resolve(argv: Sequence[str]) -> tuple[tuple[str, ...], list[str]] | None:
+    for n in (3, 2, 1):
+        key = tuple(argv[:n])
+        if key in COMMANDS:
+            return key, list(argv[n:])
+    return None
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from data.errors import InputError
+
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help"):
+        print(_usage())
+        return 0
+    if argv[0] == "--version":
+        from app import __version__
+
+        print(f"fieldforge {__version__}")
+        return 0
+    found = _resolve(argv)
+    if found is None:
+        print(f"fieldforge: error: unknown command {' '.join(argv[:2])!r}\n\n{_usage()}", file=sys.stderr)
+        return 2
+    name, rest = found
+    module, _, function = COMMANDS[name].target.partition(":")
+    fn: Callable[[list[str], str], int | None] = getattr(import_module(module), function)
+    try:
+        return fn(rest, "fieldforge " + " ".join(name)) or 0
+    except InputError as e:
+        print(f"fieldforge: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("fieldforge: interrupted; the newest checkpoint is kept (continue with --resume RUN_DIR)", file=sys.stderr)
+        return 130
+
+
+def entrypoint() -> None:
+    sys.exit(main())

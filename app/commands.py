@@ -1,0 +1,140 @@
+"""Command implementations: parse options with tyro, run, print a one-line summary on stdout."""
+
+import json
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Annotated
+
+import tyro
+
+from app.config import IMAGE_METHODS, ImageTrainConfig, image_train_config
+from data.errors import InputError
+
+TYRO_CONF = (tyro.conf.AvoidSubcommands, tyro.conf.FlagConversionOff)
+
+
+def _method_from_argv(argv: list[str], presets: dict, default: str) -> str:
+    """Pre-read ``--method`` so the preset's values become the defaults that --help shows."""
+    method = default
+    for i, arg in enumerate(argv):
+        if arg == "--method" and i + 1 < len(argv):
+            method = argv[i + 1]
+        elif arg.startswith("--method="):
+            method = arg.split("=", 1)[1]
+    if method not in presets:
+        raise InputError(None, f"unknown --method {method!r}; choose one of: {', '.join(presets)}")
+    return method
+
+
+def _summary(prefix: str, metrics: dict, path: Path) -> str:
+    parts = [prefix]
+    for key, fmt in (("psnr", "PSNR {:.2f} dB"), ("ssim", "SSIM {:.4f}")):
+        if key in metrics:
+            parts.append(fmt.format(metrics[key]))
+    if "train_seconds" in metrics:
+        parts.append(f"{metrics['steps']} steps in {metrics['train_seconds']:.1f} s")
+    return ", ".join(parts) + f" → {path}"
+
+
+def train_image(argv: list[str], prog: str) -> int:
+    from app.train import resume_image, train_image as run_training
+
+    method = _method_from_argv(argv, IMAGE_METHODS, "ff")
+    config = tyro.cli(ImageTrainConfig, default=image_train_config(method), args=argv, prog=prog, config=TYRO_CONF)
+    if config.resume is not None:
+        steps = config.trainer.steps if any(a.startswith("--steps") for a in argv) else None
+        run, metrics = resume_image(config.resume, steps)
+    else:
+        if str(config.data) in ("", "."):
+            raise InputError(None, "--data is required (an image file)")
+        run, metrics = run_training(config)
+    print(_summary(f"trained {run.read_config().method}", metrics, run.path))
+    return 0
+
+
+def export_image(argv: list[str], prog: str) -> int:
+    from app.export import ExportImageConfig, export_image as run_export
+
+    config = tyro.cli(ExportImageConfig, args=argv, prog=prog, config=TYRO_CONF)
+    if str(config.run) in ("", "."):
+        raise InputError(None, "--run is required (a run directory)")
+    out, metrics = run_export(config)
+    print(_summary(f"exported {metrics['width']}×{metrics['height']} from step {metrics['step']}", metrics, out))
+    return 0
+
+
+@dataclass(frozen=True)
+class DemoConfig:
+    """Fit Fourier features to scikit-image's bundled 'astronaut' photo (no download needed)."""
+
+    method: str = "ff"
+    """Image method preset."""
+    steps: int = 600
+    """Training steps."""
+    size: int = 256
+    """Side of the square demo image (the 512² photo is box-downscaled)."""
+    batch_size: int = 16384
+    """Pixels per step."""
+    output_dir: Path = Path("outputs")
+    """Where the demo run directory is created."""
+    progress: bool = True
+
+
+def demo(argv: list[str], prog: str) -> int:
+    import numpy as np
+    import skimage.data
+    import skimage.transform
+
+    from app.atomic import atomic_write_bytes
+    from app.train import train_image as run_training
+    from data.images import encode_image, srgb_to_linear
+
+    import torch
+
+    config = tyro.cli(DemoConfig, args=argv, prog=prog, config=TYRO_CONF)
+    if config.method not in IMAGE_METHODS:
+        raise InputError(None, f"unknown --method {config.method!r}; choose one of: {', '.join(IMAGE_METHODS)}")
+    photo = skimage.data.astronaut()
+    small = skimage.transform.resize(photo, (config.size, config.size), anti_aliasing=True, preserve_range=True) / 255.0
+    linear = srgb_to_linear(torch.from_numpy(np.asarray(small, dtype=np.float32)))
+    input_path = config.output_dir / "demo-input" / "astronaut.png"
+    atomic_write_bytes(input_path, encode_image(linear, "png"))
+    base = image_train_config(config.method)
+    train_config = replace(
+        base,
+        data=input_path,
+        trainer=replace(
+            base.trainer, steps=config.steps, batch_size=config.batch_size, eval_every=0, checkpoint_every=config.steps // 2,
+            output_dir=config.output_dir, name=f"demo-{config.method}", progress=config.progress,
+        ),
+    )
+    run, metrics = run_training(train_config)
+    print(_summary(f"demo {config.method}", metrics, run.path / "renders" / "reconstruction.png"))
+    return 0
+
+
+@dataclass(frozen=True)
+class InfoConfig:
+    run: Annotated[Path, tyro.conf.Positional]
+    """Run directory."""
+
+
+def info(argv: list[str], prog: str) -> int:
+    from app.config_io import dump_yaml
+    from app.runs import RunDir
+
+    config = tyro.cli(InfoConfig, args=argv, prog=prog, config=TYRO_CONF)
+    run = RunDir.open(config.run)
+    print(f"run: {run.path}")
+    print("config:")
+    print("  " + dump_yaml(run.read_config()).replace("\n", "\n  ").rstrip())
+    records = run.read_metrics()
+    evals = [r for r in records if r.get("kind") == "eval"]
+    trains = [r for r in records if r.get("kind") == "train"]
+    if trains:
+        print(f"training: {trains[-1]['step']} steps logged, last loss {trains[-1]['loss']:.4g}")
+    if evals:
+        print("last evaluation: " + json.dumps(evals[-1]))
+    ckpts = run.checkpoints()
+    print("checkpoints: " + (", ".join(f"step {s} ({p.name})" for s, p in ckpts) if ckpts else "none"))
+    return 0

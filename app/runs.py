@@ -1,0 +1,100 @@
+"""Run directory layout: ``config.yaml``, ``checkpoints/``, ``metrics.jsonl``, ``renders/``, ``exports/``."""
+
+import json
+import re
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from app.atomic import atomic_write_text
+from app.config_io import dump_yaml, load_yaml
+from data.errors import InputError
+
+_CKPT = re.compile(r"^step-(\d{6,})\.safetensors$")
+
+
+@dataclass
+class RunDir:
+    path: Path
+
+    @staticmethod
+    def create(output_dir: Path, name: str | None, prefix: str) -> "RunDir":
+        """A new run directory ``output_dir/name`` (default: ``<prefix>-<timestamp>``), never reusing one."""
+        base = name or f"{prefix}-{datetime.now().strftime('%Y%m%d-%H%M%S')}"
+        path = Path(output_dir) / base
+        i = 1
+        while path.exists() and any(path.iterdir()):
+            path = Path(output_dir) / f"{base}-{i}"
+            i += 1
+        path.mkdir(parents=True, exist_ok=True)
+        return RunDir(path)
+
+    @staticmethod
+    def open(path: str | Path) -> "RunDir":
+        """An existing run; ``InputError`` if it has no config."""
+        p = Path(path)
+        if not (p / "config.yaml").is_file():
+            raise InputError(p, "not a FieldForge run directory (no config.yaml)")
+        return RunDir(p)
+
+    @property
+    def checkpoint_dir(self) -> Path:
+        return self.path / "checkpoints"
+
+    @property
+    def renders_dir(self) -> Path:
+        return self.path / "renders"
+
+    @property
+    def exports_dir(self) -> Path:
+        return self.path / "exports"
+
+    @property
+    def metrics_path(self) -> Path:
+        return self.path / "metrics.jsonl"
+
+    def write_config(self, config: Any) -> None:
+        atomic_write_text(self.path / "config.yaml", dump_yaml(config))
+
+    def read_config(self) -> Any:
+        try:
+            return load_yaml((self.path / "config.yaml").read_text())
+        except Exception as e:
+            raise InputError(self.path / "config.yaml", f"unreadable run config ({type(e).__name__}: {e})") from None
+
+    def checkpoints(self) -> list[tuple[int, Path]]:
+        """Complete checkpoints (weights and state both present), sorted by step."""
+        if not self.checkpoint_dir.is_dir():
+            return []
+        found = []
+        for p in self.checkpoint_dir.iterdir():
+            m = _CKPT.match(p.name)
+            if m and p.with_suffix(".state.pt").is_file():
+                found.append((int(m.group(1)), p))
+        return sorted(found)
+
+    def latest_checkpoint(self) -> tuple[int, Path] | None:
+        ckpts = self.checkpoints()
+        return ckpts[-1] if ckpts else None
+
+    def append_metrics(self, record: dict) -> None:
+        with open(self.metrics_path, "a", encoding="utf-8") as f:
+            f.write(json.dumps(record) + "\n")
+            f.flush()
+
+    def read_metrics(self) -> list[dict]:
+        if not self.metrics_path.is_file():
+            return []
+        out = []
+        for line in self.metrics_path.read_text(encoding="utf-8").splitlines():
+            try:
+                out.append(json.loads(line))
+            except json.JSONDecodeError:
+                continue  # a line cut short by a killed process
+        return out
+
+    def truncate_metrics(self, after_step: int) -> None:
+        """Drop records past ``after_step`` (a resumed run re-logs them)."""
+        kept = [r for r in self.read_metrics() if r.get("step", 0) <= after_step]
+        atomic_write_text(self.metrics_path, "".join(json.dumps(r) + "\n" for r in kept))

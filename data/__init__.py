@@ -1,0 +1,1 @@
+"""FieldForge data: parse, validate and normalize user files into dataclasses (no networks here)."""
