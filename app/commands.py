@@ -69,11 +69,11 @@ class DemoConfig:
 
     method: str = "ff"
     """Image method preset."""
-    steps: int = 600
+    steps: int = 400
     """Training steps."""
     size: int = 256
     """Side of the square demo image (the 512² photo is box-downscaled)."""
-    batch_size: int = 16384
+    batch_size: int = 8192
     """Pixels per step."""
     output_dir: Path = Path("outputs")
     """Where the demo run directory is created."""

@@ -88,6 +88,16 @@ def _image_size(path: Path) -> tuple[int, int]:
         except Exception as e:  # the library raises bare RuntimeErrors for corrupt files
             raise InputError(path, f"not a readable OpenEXR file ({e})") from None
         return int(x1 - x0 + 1), int(y1 - y0 + 1)
+    if path.suffix.lower() in (".tif", ".tiff"):
+        import tifffile
+
+        try:
+            with tifffile.TiffFile(path) as tif:
+                shape = tif.pages[0].shape
+                axes = tif.pages[0].axes
+        except Exception as e:
+            raise InputError(path, f"not a readable TIFF file ({type(e).__name__}: {e})") from None
+        return int(shape[axes.index("X")]), int(shape[axes.index("Y")])
     Image.MAX_IMAGE_PIXELS = None  # we enforce our own budget below
     try:
         with Image.open(path) as im:

@@ -5,7 +5,7 @@ occupancy logit) are ``(n,)`` without a trailing 1.
 """
 
 from dataclasses import dataclass, fields, replace
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 from torch import Tensor

@@ -1,0 +1,115 @@
+"""Pure-torch reference of exactly the math the fused Triton MLP kernel computes (the parity oracle).
+
+Semantics shared by the reference and the kernel (``fields/kernels/fused_mlp.py``):
+
+* The network is ``len(weights)`` linear layers: ``weights[0]`` is ``(width, in_dim)``, the hidden ones
+  ``(width, width)``, the last ``(out_dim, width)`` (``nn.Linear`` layout). Hidden layers use ReLU; the last
+  layer uses ``output_activation`` (``none``, ``relu``, ``sigmoid``, ``exp``, ``trunc_exp``, ``softplus``
+  with ``beta=100``, the same names as :func:`fields.networks.mlp.activation_fn`).
+* ``dtype`` is the compute dtype (fp16, bf16 or fp32). The input, every weight and every bias are rounded
+  to it (like ``torch.autocast``); products are accumulated in fp32, the bias is added in fp32, the
+  activation is evaluated in fp32 and the result is rounded back to ``dtype`` before the next layer. The
+  output is returned in ``dtype``.
+* Gradients: weight and bias gradients come back in the parameters' dtype (fp32 master weights), input
+  gradients in the input's dtype.
+
+This module imports no Triton and is what the ``torch`` backend would compute under the same rounding.
+"""
+
+import math
+
+import torch
+import torch.nn.functional as F
+from jaxtyping import Float
+from torch import Tensor
+
+OUTPUT_ACTIVATIONS = ("none", "relu", "sigmoid", "exp", "trunc_exp", "softplus")
+TRUNC_EXP_MAX = 15.0
+
+
+class _TruncExpRef(torch.autograd.Function):
+    """``exp`` whose derivative is ``exp(min(z, 15))`` (instant-ngp); twice differentiable through torch ops."""
+
+    @staticmethod
+    def forward(ctx, z):  # type: ignore[override]
+        ctx.save_for_backward(z)
+        return torch.exp(z)
+
+    @staticmethod
+    def backward(ctx, g):  # type: ignore[override]
+        (z,) = ctx.saved_tensors
+        return g * torch.exp(z.clamp(max=TRUNC_EXP_MAX))
+
+
+def output_activation_ref(name: str, z: Tensor) -> Tensor:
+    """The output activation evaluated in fp32 on the fp32 pre-activation ``z``."""
+    if name == "none":
+        return z
+    if name == "relu":
+        return F.relu(z)
+    if name == "sigmoid":
+        return torch.sigmoid(z)
+    if name == "exp":
+        return torch.exp(z)
+    if name == "trunc_exp":
+        return _TruncExpRef.apply(z)
+    if name == "softplus":
+        return F.softplus(z, beta=100.0)
+    raise ValueError(f"unknown output activation {name!r}; expected one of {OUTPUT_ACTIVATIONS}")
+
+
+def fused_mlp_reference(
+    x: Float[Tensor, "n i"],
+    weights: list[Tensor],
+    biases: list[Tensor] | None,
+    output_activation: str = "none",
+    dtype: torch.dtype = torch.float16,
+) -> Float[Tensor, "n o"]:
+    """Forward of the fused MLP in plain torch ops (differentiable, also twice)."""
+    if len(weights) < 2:
+        raise ValueError("the fused MLP has at least one hidden layer (two linear layers)")
+    h = x.to(dtype)
+    last = len(weights) - 1
+    for i, w in enumerate(weights):
+        z = h.float() @ w.to(dtype).float().t()
+        if biases is not None:
+            z = z + biases[i].to(dtype).float()
+        if i < last:
+            h = F.relu(z).to(dtype)
+        else:
+            h = output_activation_ref(output_activation, z).to(dtype)
+    return h
+
+
+def unpack_params(
+    w_packed: Tensor, b_packed: Tensor | None, in_dim: int, width: int, out_dim: int, n_hidden: int
+) -> tuple[list[Tensor], list[Tensor] | None]:
+    """Split the flat parameter vectors the kernel uses back into per-layer views (differentiable)."""
+    sizes = [width * in_dim] + [width * width] * (n_hidden - 1) + [out_dim * width]
+    shapes = [(width, in_dim)] + [(width, width)] * (n_hidden - 1) + [(out_dim, width)]
+    ws = [p.view(s) for p, s in zip(torch.split(w_packed, sizes), shapes)]
+    bs = None
+    if b_packed is not None:
+        bs = list(torch.split(b_packed, [width] * n_hidden + [out_dim]))
+    return ws, bs
+
+
+def fused_mlp_flops(n: int, in_dim: int, width: int, out_dim: int, n_hidden: int) -> int:
+    """Multiply-add FLOPs (2 per MAC) of one forward pass over ``n`` samples."""
+    macs = in_dim * width + (n_hidden - 1) * width * width + width * out_dim
+    return 2 * n * macs
+
+
+def next_pow2(v: int, minimum: int = 16) -> int:
+    return max(minimum, 1 << math.ceil(math.log2(max(1, v))))
+
+
+__all__ = [
+    "OUTPUT_ACTIVATIONS",
+    "TRUNC_EXP_MAX",
+    "fused_mlp_flops",
+    "fused_mlp_reference",
+    "next_pow2",
+    "output_activation_ref",
+    "unpack_params",
+]

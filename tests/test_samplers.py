@@ -1,0 +1,42 @@
+import torch
+
+from data.samplers import PixelSampler, pixel_coords
+from data.synthetic import sinusoid_image, test_image as make_test_image
+
+
+def test_pixel_coords_are_centres_row_major():
+    c = pixel_coords(2, 4)
+    torch.testing.assert_close(c[:4, 0], torch.tensor([0.125, 0.375, 0.625, 0.875]))
+    torch.testing.assert_close(c[:4, 1], torch.full((4,), 0.25))
+    assert pixel_coords(10, 20, scale=2.5).shape == (25 * 50, 2)
+
+
+def test_samples_return_the_pixel_at_their_coordinates():
+    img = torch.rand(6, 9, 3)
+    s = PixelSampler(img, 50, seed=1)
+    coords, target = s.sample()
+    x = (coords[:, 0] * 9 - 0.5).round().long()
+    y = (coords[:, 1] * 6 - 0.5).round().long()
+    torch.testing.assert_close(target, img[y, x])
+
+
+def test_chunks_cover_every_pixel_once_and_state_restores_stream():
+    img = torch.rand(7, 5, 1)
+    s = PixelSampler(img, 8, seed=3)
+    got = torch.cat([t for _, t in s.chunks(chunk=6)])
+    torch.testing.assert_close(got, img.reshape(-1, 1))
+    state = s.state_dict()
+    a = s.sample()[1]
+    s.load_state_dict(state)
+    torch.testing.assert_close(s.sample()[1], a)
+
+
+def test_synthetic_images_have_known_spectra():
+    sin = sinusoid_image(64, 64, cycles_x=5.0)[..., 0]
+    spec = torch.fft.rfft2(sin - sin.mean()).abs()
+    assert tuple((spec == spec.max()).nonzero()[0].tolist()) == (0, 5)
+    img = make_test_image(128, 128, texture_cycles=32.0)
+    assert img.shape == (128, 128, 3) and float(img.min()) >= 0 and float(img.max()) <= 1
+    # the fine texture puts energy at 32 cycles/image in x, none in the smooth part of the spectrum around it
+    row_spec = torch.fft.rfft(img[100, 80:, 0] - img[100, 80:, 0].mean()).abs()  # textured quadrant (48 px)
+    assert int(row_spec[4:].argmax()) + 4 == round(32 * 48 / 128)
