@@ -26,6 +26,8 @@ COMMANDS: dict[tuple[str, ...], Command] = {
     ("export", "image"): Command("app.commands:export_image", "Render an image field at any resolution (PNG/EXR)."),
     ("demo",): Command("app.commands:demo", "Train on the embedded sample image and write its reconstruction."),
     ("info",): Command("app.commands:info", "Show a run's config, metrics and checkpoints."),
+    ("train", "sdf"): Command("app.commands_sdf:train_sdf", "Fit a signed distance / occupancy field to a point cloud or mesh."),
+    ("export", "mesh"): Command("app.commands_sdf:export_mesh", "Extract a shape field's surface (PLY/OBJ/GLB, raw grid NPZ)."),
 }
 
 

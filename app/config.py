@@ -14,6 +14,14 @@ import tyro
 from fields.encodings import FourierEncodingConfig, FrequencyEncodingConfig, IdentityEncodingConfig
 from fields.field import FieldConfig
 from fields.networks import MLPConfig
+from fields.encodings.hashgrid import HashGridEncodingConfig
+from fields.networks.cam import CAMConfig
+from fields.networks.rbf import RBFConfig
+from fields.encodings.coarse_to_fine import CoarseToFineFourierConfig
+from fields.encodings.sape import SAPEConfig
+from fields.fresh import FreshConfig
+from fields.networks.pins import PINsConfig
+from fields.networks.siren import SirenConfig
 
 
 @dataclass(frozen=True)
@@ -86,6 +94,37 @@ IMAGE_METHODS: dict[str, MethodPreset] = {
         FieldConfig(encoding=FourierEncodingConfig(sigma=10.0, n_features=256)),
         "Gaussian Fourier features σ=10, 256 frequencies (Tancik et al., natural images) + ReLU MLP",
     ),
+    "ngp": MethodPreset(
+        FieldConfig(encoding=HashGridEncodingConfig(log2_table_size=15, max_resolution=1024), network=MLPConfig(width=64, n_hidden_layers=2)),
+        "instant-ngp hash grid (16 levels × 2 features, 2^15 rows per level (CPU-sized), 16→1024) + 2×64 ReLU MLP, lr 1e-2",
+        OptimizerConfig(lr=1e-2),
+    ),
+    "cam": MethodPreset(
+        FieldConfig(encoding=FourierEncodingConfig(sigma=10.0, n_features=256), network=CAMConfig()),
+        "Fourier features σ=10 + CAM-modulated 3×256 MLP (32×32 scalar γ/β grids, layer norm, grid lr ×10; Lee et al. 2024)",
+    ),
+    "rbf": MethodPreset(
+        FieldConfig(encoding=HashGridEncodingConfig(log2_table_size=15, max_resolution=512), network=RBFConfig()),
+        "GNF: hash grid (16×2, 2^15 rows, 16→512) + 64 Gaussian RBF kernels + linear read-out, lr 1e-2",
+        OptimizerConfig(lr=1e-2),
+    ),
+    "c2f": MethodPreset(
+        FieldConfig(encoding=CoarseToFineFourierConfig(sigma=10.0, n_features=256, include_input=True)),
+        "Fourier features σ=10 opened low→high by BARF's cosine window over the first 40% of training + ReLU MLP",
+    ),
+    "pins": MethodPreset(
+        FieldConfig(encoding=FourierEncodingConfig(sigma=10.0, n_features=256), network=PINsConfig(width=160)),
+        "PINs: Fourier features σ=10 split into 4 bands, 4 residual levels of 2×160 opened progressively (≈ ff's parameters)",
+    ),
+    "sape": MethodPreset(
+        FieldConfig(encoding=SAPEConfig(sigma=20.0, n_features=256)),
+        "SAPE: Fourier features σ=20 (the paper's), unmasked per 128² grid cell while the local loss > 1e-3 + ReLU MLP",
+    ),
+    "siren": MethodPreset(
+        FieldConfig(encoding=IdentityEncodingConfig(), network=SirenConfig()),
+        "SIREN 3×256, ω₀=30, on coordinates in [-1,1], lr 1e-4 (Sitzmann et al.)",
+        OptimizerConfig(lr=1e-4),
+    ),
 }
 
 
@@ -110,6 +149,10 @@ class ImageTrainConfig:
     """Downscale images over --max-pixels until they fit instead of refusing them."""
     resume: Path | None = None
     """Continue the run in this directory from its newest checkpoint (its saved config is used)."""
+    fresh: bool = False
+    """Pick the encoding's frequency hyperparameter (FF σ, PE top octave, SIREN ω₀) with FreSh before training."""
+    fresh_search: FreshConfig = dataclasses.field(default_factory=FreshConfig)
+    """FreSh candidates and settings (used with --fresh)."""
 
 
 def image_train_config(method: str) -> ImageTrainConfig:

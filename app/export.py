@@ -5,7 +5,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+import imageio.v3 as iio
+import numpy as np
 import torch
+from torch import Tensor
 
 from app.atomic import atomic_write_bytes
 from app.checkpoint import load_weights
@@ -15,6 +18,7 @@ from app.train import build_image_field
 from data.errors import InputError
 from data.images import decode, encode_image
 from data.samplers import pixel_coords
+from fields.capabilities import HasLevels, HasProgressMap
 from fields.field import Field
 from fields.metrics import psnr
 
@@ -35,6 +39,10 @@ class ExportImageConfig:
     """Output file (default: <run>/exports/image-x<scale>.<format>)."""
     chunk: int = 262144
     """Pixels per forward pass (bounds memory)."""
+    level: int | None = None
+    """Render only levels 1..LEVEL of a level-of-detail field (PINs): a coarser but valid image."""
+    sape_map: bool = False
+    """Instead of the image, write the SAPE mask-level map (bright = more frequencies unmasked) as a grayscale PNG."""
 
 
 def load_image_field(run: RunDir, step: int | None = None) -> tuple[ImageTrainConfig, Field, dict, int]:
@@ -60,6 +68,10 @@ def export_image(config: ExportImageConfig) -> tuple[Path, dict[str, float]]:
     train_config, field, info, step = load_image_field(run, config.step)
     h, w = max(1, round(info["height"] * config.scale)), max(1, round(info["width"] * config.scale))
     coords = pixel_coords(info["height"], info["width"], config.scale)
+    if config.sape_map:
+        return _export_progress_map(config, run, field, coords, h, w, step)
+    if config.level is not None:
+        _truncate(field, config.level, run)
     with torch.no_grad():
         values = torch.cat([field(coords[i : i + config.chunk]).values for i in range(0, coords.shape[0], config.chunk)])
     stored = values.reshape(h, w, info["channels"]).clamp(0, 1)
@@ -73,6 +85,38 @@ def export_image(config: ExportImageConfig) -> tuple[Path, dict[str, float]]:
         except InputError:
             pass  # the training image moved; the export itself does not need it
     linear = decode(stored, info["transfer"], info["has_alpha"])
-    out = config.output or run.exports_dir / f"image-x{config.scale:g}.{config.format}"
+    suffix = "" if config.level is None else f"-level{config.level}"
+    out = config.output or run.exports_dir / f"image-x{config.scale:g}{suffix}.{config.format}"
     atomic_write_bytes(out, encode_image(linear, config.format, info["has_alpha"]))
+    return out, metrics
+
+
+def _truncate(field: Field, level: int, run: RunDir) -> None:
+    """Limit a level-of-detail component (``HasLevels``) to levels ``1..level``."""
+    parts = [m for m in (field.network, field.encoding) if isinstance(m, HasLevels)]
+    if not parts:
+        raise InputError(run.path, f"--level needs a field with levels (PINs); this run uses {type(field.network).__name__}")
+    if not 1 <= level <= parts[0].n_levels:
+        raise InputError(None, f"--level must be in 1..{parts[0].n_levels}, got {level}")
+    parts[0].set_level(level)
+
+
+def progress_map_image(grid: Tensor, coords: Tensor) -> np.ndarray:
+    """Nearest-cell lookup of a 2D progress map ``(res, res)`` (axis 0 = u) at pixel coords ``(n, 2)`` → values."""
+    res = grid.shape[0]
+    cells = (coords * res).floor().long().clamp(0, res - 1)
+    return grid[cells[:, 0], cells[:, 1]].cpu().numpy()
+
+
+def _export_progress_map(config: ExportImageConfig, run: RunDir, field: Field, coords: Tensor, h: int, w: int, step: int) -> tuple[Path, dict[str, float]]:
+    if not isinstance(field.encoding, HasProgressMap):
+        raise InputError(run.path, f"--sape-map needs a SAPE encoding; this run uses {type(field.encoding).__name__}")
+    if config.format != "png":
+        raise InputError(None, "--sape-map writes a PNG; drop --format exr")
+    grid = field.encoding.progress_map()
+    values = progress_map_image(grid, coords).reshape(h, w)
+    png = iio.imwrite("<bytes>", np.round(values * 255.0).astype(np.uint8), extension=".png")
+    out = config.output or run.exports_dir / "sape-map.png"
+    atomic_write_bytes(out, png)
+    metrics = {"step": step, "height": h, "width": w, "mean_unmasked": float(grid.mean()), "cells_at_max": float((grid >= 1.0).float().mean())}
     return out, metrics

@@ -33,6 +33,10 @@ def train_image(config: ImageTrainConfig, run: RunDir | None = None) -> tuple[Ru
     info = {"height": image.height, "width": image.width, "channels": image.channels, "transfer": image.transfer, "has_alpha": image.has_alpha}
     atomic_write_text(run.path / "data.json", json.dumps(info, indent=1))
     device = resolve_device(config.trainer.device)
+    if config.fresh and not (run.path / "fresh.json").is_file():  # FreSh: choose the field before building it
+        from app.fresh_image import apply_fresh
+
+        config = apply_fresh(config, target, run, device)
     field = build_image_field(config, image.channels).to(device)
     sampler = PixelSampler(target, config.trainer.batch_size, device, seed=config.trainer.seed)
     task = ImageTask(field, sampler, target, config.loss)

@@ -33,3 +33,22 @@ class Renderable(Protocol):
     def rgb_density(self, points: Tensor, directions: Tensor) -> tuple[Tensor, Tensor]:
         """Colour ``(n, 3)`` and density ``(n,)`` for volume rendering."""
         ...
+
+
+@runtime_checkable
+class HasLevels(Protocol):
+    """A component with a level-of-detail hierarchy that can be truncated (PINs)."""
+
+    @property
+    def n_levels(self) -> int: ...
+
+    def set_level(self, level: int | None) -> None:
+        """Evaluate only levels ``1..level`` (``None``: all)."""
+        ...
+
+
+@runtime_checkable
+class HasProgressMap(Protocol):
+    def progress_map(self) -> Tensor:
+        """Per-cell fraction of unmasked frequency blocks in ``[0,1]``, shape ``(res,)*d`` (axis a = coordinate a) (SAPE)."""
+        ...

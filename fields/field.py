@@ -14,8 +14,9 @@ from torch import Tensor, nn
 from fields.encodings import AnyEncodingConfig, FourierEncodingConfig
 from fields.networks import AnyNetworkConfig, MLPConfig, activation_fn
 from fields.outputs import FieldOutputs
+from fields.radiance import RadianceHeadConfig
 
-Head = Literal["rgb", "value", "sdf", "occupancy"]
+Head = Literal["rgb", "value", "sdf", "occupancy", "radiance"]
 
 
 @dataclass(frozen=True)
@@ -28,6 +29,8 @@ class FieldConfig:
     """Decoder network."""
     head: Head = "rgb"
     """Output head: 'rgb' (sigmoid colour), 'value' (linear), 'sdf' (signed distance), 'occupancy' (logit)."""
+    radiance: RadianceHeadConfig = dataclasses.field(default_factory=RadianceHeadConfig)
+    """Density activation and view-dependent colour branch of the 'radiance' head (NeRF); unused otherwise."""
 
 
 class Field(nn.Module):
@@ -50,6 +53,13 @@ class Field(nn.Module):
         if bbox.shape != (2, in_dim) or not bool((bbox[1] > bbox[0]).all()):
             raise ValueError(f"bbox must be (2, {in_dim}) with max > min, got {bbox.tolist()}")
         self.register_buffer("bbox", bbox.float().clone())
+        self.radiance_head = config.radiance.setup(max_steps) if config.head == "radiance" else None
+        if self.radiance_head is not None:
+            self.out_dim = self.radiance_head.raw_dim
+            self.density = self._density
+            self.rgb_density = self._rgb_density
+        if config.head == "sdf":
+            self.signed_distance = self._signed_distance  # HasSDF, only for SDF fields
         self.encoding = config.encoding.setup(in_dim, max_steps)
         self.network = config.network.setup(self.encoding.out_dim, self.out_dim, in_dim, max_steps)
 
@@ -61,6 +71,8 @@ class Field(nn.Module):
         x = self.to_unit(points)
         raw = self.network(self.encoding(x), x)
         head = self.config.head
+        if self.radiance_head is not None:
+            return self.radiance_head(x, raw, directions)
         if head == "rgb":
             values = activation_fn("sigmoid", raw)
             return FieldOutputs(values=values, rgb=values if self.out_dim == 3 else None)
@@ -74,9 +86,34 @@ class Field(nn.Module):
         """Progressive-encoding hook: ``coords`` are unit-cube training points, ``per_sample_loss`` ``(n,)``."""
         self.encoding.update(step, coords, per_sample_loss)
         self.network.update(step, coords, per_sample_loss)
+        if self.radiance_head is not None:
+            self.radiance_head.update(step, coords, per_sample_loss)
 
     def param_groups(self, lr: float) -> list[dict]:
-        return self.encoding.param_groups(lr) + self.network.param_groups(lr)
+        radiance = self.radiance_head.param_groups(lr) if self.radiance_head is not None else []
+        return self.encoding.param_groups(lr) + self.network.param_groups(lr) + radiance
+
+    # -- radiance-field capabilities (Renderable, HasDensity): present only with head='radiance' ----
+    # They are bound per instance in ``__init__`` (not class attributes), so the runtime-checkable
+    # capability protocols report them only for radiance fields.
+
+    def _density(self, points: Float[Tensor, "n 3"]) -> Float[Tensor, " n"]:
+        """Volume density σ ``(n,)`` at world points (zero outside the field's box)."""
+        assert self.radiance_head is not None
+        x = self.to_unit(points)
+        return self.radiance_head.density(x, self.network(self.encoding(x), x))[0]
+
+    def _rgb_density(self, points: Float[Tensor, "n 3"], directions: Float[Tensor, "n 3"]) -> tuple[Tensor, Tensor]:
+        """Colour ``(n, 3)`` seen along unit ``directions`` and density ``(n,)`` at world points."""
+        out = self(points, directions)
+        assert out.rgb is not None and out.density is not None
+        return out.rgb, out.density
+
+    def _signed_distance(self, points: Float[Tensor, "n d"]) -> Float[Tensor, " n"]:
+        """Signed distance ``(n,)`` at world points, negative inside (HasSDF; bound only when head='sdf')."""
+        sdf = self(points).sdf
+        assert sdf is not None
+        return sdf
 
     @torch.no_grad()
     def query_chunked(self, points: Tensor, chunk: int = 65536) -> FieldOutputs:

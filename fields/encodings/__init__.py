@@ -3,15 +3,24 @@
 from typing import Union
 
 from fields.encodings.base import Encoding, EncodingConfig
+from fields.encodings.coarse_to_fine import CoarseToFineFourierConfig, CoarseToFineFrequencyConfig
 from fields.encodings.fourier import FourierEncodingConfig, FourierFeatureEncoding
 from fields.encodings.frequency import FrequencyEncoding, FrequencyEncodingConfig
+from fields.encodings.hashgrid import HashGridEncoding, HashGridEncodingConfig
 from fields.encodings.identity import IdentityEncoding, IdentityEncodingConfig
+from fields.encodings.sape import SAPEConfig, SAPEEncoding
+from fields.encodings.spherical_harmonics import SphericalHarmonicsEncoding, SphericalHarmonicsEncodingConfig
 
 # Every encoding config, for tyro and for config (de)serialization. Later encodings append here.
 ENCODING_CONFIGS: tuple[type[EncodingConfig], ...] = (
     IdentityEncodingConfig,
     FrequencyEncodingConfig,
     FourierEncodingConfig,
+    HashGridEncodingConfig,
+    CoarseToFineFrequencyConfig,
+    CoarseToFineFourierConfig,
+    SAPEConfig,
+    SphericalHarmonicsEncodingConfig,
 )
 AnyEncodingConfig = Union[ENCODING_CONFIGS]  # type: ignore[valid-type]
 
@@ -24,6 +33,10 @@ __all__ = [
     "FourierFeatureEncoding",
     "FrequencyEncoding",
     "FrequencyEncodingConfig",
+    "HashGridEncoding",
+    "HashGridEncodingConfig",
     "IdentityEncoding",
     "IdentityEncodingConfig",
 ]
+__all__ += ["CoarseToFineFourierConfig", "CoarseToFineFrequencyConfig", "SAPEConfig", "SAPEEncoding"]
+__all__ += ["SphericalHarmonicsEncoding", "SphericalHarmonicsEncodingConfig"]

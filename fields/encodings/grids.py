@@ -1,5 +1,5 @@
 """Dense and plane (tri-plane / k-planes) grids sampled with linear interpolation: the functional helpers
-behind CAM's modulation grids.
+behind CAM's modulation grids; plus the optimizer-group helper every grid representation uses.
 
 Convention (one for the whole module): a grid stored channels-first ``(C, R_{k-1}, …, R_0)`` is indexed by
 unit-cube coordinates ``u ∈ [0,1]^k`` with **align-corners** (vertex ``0`` at ``u_j = 0``, vertex ``R_j − 1`` at
@@ -13,7 +13,7 @@ from collections.abc import Sequence
 import torch
 import torch.nn.functional as F
 from jaxtyping import Float
-from torch import Tensor
+from torch import Tensor, nn
 
 
 def sample_grid(grid: Float[Tensor, "c *res"], u: Float[Tensor, "n k"]) -> Float[Tensor, "n c"]:
@@ -40,7 +40,9 @@ def plane_pairs(k: int) -> tuple[tuple[int, int], ...]:
     return tuple((a, b) for a in range(k) for b in range(a + 1, k))
 
 
-def sample_planes(planes: Float[Tensor, "p c r r"], u: Float[Tensor, "n k"], pairs: Sequence[tuple[int, int]]) -> Float[Tensor, "p n c"]:
+def sample_planes(
+    planes: Float[Tensor, "p c r r"], u: Float[Tensor, "n k"], pairs: Sequence[tuple[int, int]]
+) -> Float[Tensor, "p n c"]:
     """Sample each plane ``planes[i]`` at the coordinate pair ``(u[:, a], u[:, b])`` = ``pairs[i]``.
 
     Returns the per-plane samples ``(P, n, C)``; callers combine them (product, sum) themselves.
@@ -71,3 +73,13 @@ def sample_grid_reference(grid: Tensor, u: Tensor) -> Tensor:
         values = grid[(slice(None), *idx[::-1])].T  # storage order is reversed axis order
         out = out + weight[:, None].to(grid.dtype) * values
     return out
+
+
+def param_group(
+    name: str, params: list[nn.Parameter], lr: float, lr_multiplier: float = 1.0, weight_decay: float | None = None
+) -> dict:
+    """One torch-optimizer group; ``weight_decay=None`` inherits the optimizer's setting."""
+    group: dict = {"params": params, "lr": lr * lr_multiplier, "name": name}
+    if weight_decay is not None:
+        group["weight_decay"] = weight_decay
+    return group

@@ -40,6 +40,7 @@ from jaxtyping import Float
 from torch import Tensor, nn
 
 from fields.encodings.base import Encoding, EncodingConfig, check_points
+from fields.encodings.grids import param_group
 
 HASH_PRIMES: tuple[int, ...] = (1, 2654435761, 805459861)
 """Per-axis primes of the spatial hash (axis 0 uses 1 for coherence along x)."""
@@ -80,7 +81,9 @@ def level_resolutions(n_levels: int, base_resolution: int, max_resolution: int) 
     return tuple(int(math.floor(base_resolution * growth**lvl + 1e-6)) for lvl in range(n_levels))
 
 
-def hash_grid_layout(in_dim: int, n_levels: int, log2_table_size: int, base_resolution: int, max_resolution: int) -> HashGridLayout:
+def hash_grid_layout(
+    in_dim: int, n_levels: int, log2_table_size: int, base_resolution: int, max_resolution: int
+) -> HashGridLayout:
     """Resolutions, table offsets and dense/hashed flags of every level (see the module docstring)."""
     if not 1 <= in_dim <= len(HASH_PRIMES):
         raise ValueError(f"hash grid supports 1–{len(HASH_PRIMES)} input dimensions, got {in_dim}")
@@ -116,7 +119,7 @@ def _outer(terms: list[Tensor], combine) -> Tensor:
 def hash_grid_indices_weights(
     x: Float[Tensor, "n d"], layout: HashGridLayout
 ) -> tuple[Tensor, Float[Tensor, "n l c"]]:
-    """Table rows ``(n, L, 2^d)`` (int32; tables have < 2^31 rows) and interpolation weights ``(n, L, 2^d)`` of every corner.
+    """Table rows ``(n, L, 2^d)`` (int64) and interpolation weights ``(n, L, 2^d)`` of every corner.
 
     Corner ``j`` is offset ``(j >> k) & 1`` along axis ``k``. The weights carry the autograd graph to ``x``;
     the rows do not depend on it differentiably. Dense levels always precede hashed ones (resolutions
@@ -147,7 +150,7 @@ def hash_grid_indices_weights(
         terms = [(ch[:, :, k] * HASH_PRIMES[k]) & mask for k in range(d)]  # low T bits commute with XOR
         xor = _outer([t.to(torch.int32) for t in terms], torch.bitwise_xor)
         parts.append(xor + offsets[None, n_dense:, None].to(torch.int32))
-    rows = torch.cat(parts, dim=1) if len(parts) > 1 else parts[0]
+    rows = (torch.cat(parts, dim=1) if len(parts) > 1 else parts[0]).long()  # int64: index_add_ is ~4× faster
     wk = torch.stack([1.0 - w, w], dim=-1)  # (n, L, d, 2)
     weights = _outer([wk[:, :, k] for k in range(d)], torch.mul)
     return rows, weights
@@ -184,14 +187,6 @@ def hash_grid_encode(x: Float[Tensor, "n d"], table: Float[Tensor, "m f"], layou
     gathered = _GatherRows.apply(table, rows.reshape(-1)).reshape(*rows.shape, feats)  # (n, L, C, F)
     out = torch.einsum("nlc,nlcf->nlf", weights, gathered)
     return out.reshape(n, layout.n_levels * feats)
-
-
-def param_group(name: str, params: list[nn.Parameter], lr: float, lr_multiplier: float = 1.0, weight_decay: float | None = None) -> dict:
-    """One torch-optimizer group; ``weight_decay=None`` inherits the optimizer's setting."""
-    group: dict = {"params": params, "lr": lr * lr_multiplier, "name": name}
-    if weight_decay is not None:
-        group["weight_decay"] = weight_decay
-    return group
 
 
 class HashGridEncoding(Encoding):

@@ -10,8 +10,10 @@ Semantics shared by the reference and the kernel (``fields/kernels/fused_mlp.py`
   to it (like ``torch.autocast``); products are accumulated in fp32, the bias is added in fp32, the
   activation is evaluated in fp32 and the result is rounded back to ``dtype`` before the next layer. The
   output is returned in ``dtype``.
-* Gradients: weight and bias gradients come back in the parameters' dtype (fp32 master weights), input
-  gradients in the input's dtype.
+* Backward: the gradient of every pre-activation (``dz``, fp32) is rounded to ``dtype`` before it is
+  multiplied with the weights and the layer inputs and summed for the bias (the kernel feeds ``dz`` to the
+  tensor cores in ``dtype``); products accumulate in fp32. Weight and bias gradients come back in fp32
+  (the dtype of the master parameters), input gradients in the input's dtype.
 
 This module imports no Triton and is what the ``torch`` backend would compute under the same rounding.
 """
@@ -25,6 +27,10 @@ from torch import Tensor
 
 OUTPUT_ACTIVATIONS = ("none", "relu", "sigmoid", "exp", "trunc_exp", "softplus")
 TRUNC_EXP_MAX = 15.0
+FUSED_WIDTHS = (16, 32, 64, 128)
+"""Hidden widths the fused kernel supports (as tiny-cuda-nn's FullyFusedMLP)."""
+MAX_IN_DIM = 256
+MAX_OUT_DIM = 128
 
 
 class _TruncExpRef(torch.autograd.Function):
@@ -39,6 +45,32 @@ class _TruncExpRef(torch.autograd.Function):
     def backward(ctx, g):  # type: ignore[override]
         (z,) = ctx.saved_tensors
         return g * torch.exp(z.clamp(max=TRUNC_EXP_MAX))
+
+
+class _Round(torch.autograd.Function):
+    """Round to ``dtype`` but keep fp32 storage; the gradient passes through unrounded (straight-through),
+    as in the kernel, which never rounds activation gradients, weight gradients or input gradients."""
+
+    @staticmethod
+    def forward(ctx, x, dtype):  # type: ignore[override]
+        return x.to(dtype).float()
+
+    @staticmethod
+    def backward(ctx, g):  # type: ignore[override]
+        return g, None
+
+
+class _RoundGrad(torch.autograd.Function):
+    """Identity whose backward rounds the incoming gradient to ``dtype`` (and back to fp32)."""
+
+    @staticmethod
+    def forward(ctx, z, dtype):  # type: ignore[override]
+        ctx.dtype = dtype
+        return z.view_as(z)
+
+    @staticmethod
+    def backward(ctx, g):  # type: ignore[override]
+        return g.to(ctx.dtype).to(g.dtype), None
 
 
 def output_activation_ref(name: str, z: Tensor) -> Tensor:
@@ -68,14 +100,15 @@ def fused_mlp_reference(
     """Forward of the fused MLP in plain torch ops (differentiable, also twice)."""
     if len(weights) < 2:
         raise ValueError("the fused MLP has at least one hidden layer (two linear layers)")
-    h = x.to(dtype)
+    h = _Round.apply(x, dtype)
     last = len(weights) - 1
     for i, w in enumerate(weights):
-        z = h.float() @ w.to(dtype).float().t()
+        z = h @ _Round.apply(w, dtype).t()
         if biases is not None:
-            z = z + biases[i].to(dtype).float()
+            z = z + _Round.apply(biases[i], dtype)
+        z = _RoundGrad.apply(z, dtype)
         if i < last:
-            h = F.relu(z).to(dtype)
+            h = _Round.apply(F.relu(z), dtype)
         else:
             h = output_activation_ref(output_activation, z).to(dtype)
     return h
@@ -100,11 +133,30 @@ def fused_mlp_flops(n: int, in_dim: int, width: int, out_dim: int, n_hidden: int
     return 2 * n * macs
 
 
+def fused_mlp_unsupported(in_dim: int, width: int, out_dim: int, n_hidden: int, output_activation: str) -> str | None:
+    """Why a ReLU MLP of this shape cannot run fused (``None`` when it can)."""
+    if width not in FUSED_WIDTHS:
+        return f"width {width} not in {FUSED_WIDTHS}"
+    if n_hidden < 1:
+        return "needs at least one hidden layer"
+    if not 1 <= in_dim <= MAX_IN_DIM:
+        return f"input width {in_dim} not in [1, {MAX_IN_DIM}]"
+    if not 1 <= out_dim <= MAX_OUT_DIM:
+        return f"output width {out_dim} not in [1, {MAX_OUT_DIM}]"
+    if output_activation not in OUTPUT_ACTIVATIONS:
+        return f"output activation {output_activation!r} not fused"
+    return None
+
+
 def next_pow2(v: int, minimum: int = 16) -> int:
     return max(minimum, 1 << math.ceil(math.log2(max(1, v))))
 
 
 __all__ = [
+    "FUSED_WIDTHS",
+    "MAX_IN_DIM",
+    "MAX_OUT_DIM",
+    "fused_mlp_unsupported",
     "OUTPUT_ACTIVATIONS",
     "TRUNC_EXP_MAX",
     "fused_mlp_flops",

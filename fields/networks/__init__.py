@@ -3,10 +3,16 @@
 from typing import Union
 
 from fields.networks.base import Network, NetworkConfig
+from fields.networks.cam import CAMConfig, CAMNetwork
 from fields.networks.mlp import MLP, MLPConfig, activation_fn, trunc_exp
+from fields.networks.pins import PINs, PINsConfig
+from fields.networks.rbf import RBFConfig, RBFNetwork
+from fields.networks.siren import Siren, SirenConfig
 
 # Every network config, for tyro and for config (de)serialization. Later networks append here.
-NETWORK_CONFIGS: tuple[type[NetworkConfig], ...] = (MLPConfig,)
+NETWORK_CONFIGS: tuple[type[NetworkConfig], ...] = (MLPConfig, CAMConfig, RBFConfig, PINsConfig, SirenConfig)
 AnyNetworkConfig = Union[NETWORK_CONFIGS]  # type: ignore[valid-type]
 
 __all__ = ["AnyNetworkConfig", "MLP", "MLPConfig", "NETWORK_CONFIGS", "Network", "NetworkConfig", "activation_fn", "trunc_exp"]
+__all__ += ["CAMConfig", "CAMNetwork", "RBFConfig", "RBFNetwork"]
+__all__ += ["PINs", "PINsConfig", "Siren", "SirenConfig"]

@@ -1,0 +1,174 @@
+"""Signed-distance / occupancy run config and the SDF method presets.
+
+Presets choose components (and the few hyperparameters that define a method); every other value is the
+component dataclass's default. Sizes are chosen to train on a CPU in minutes; ``--field.*`` options
+override any of them. Every preset is exercised by ``tests/test_sdf_presets.py``.
+"""
+
+import dataclasses
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Annotated, Literal
+
+import tyro
+
+from app.config import MethodPreset, OptimizerConfig, TrainerConfig
+from fields.encodings import FourierEncodingConfig, FrequencyEncodingConfig, IdentityEncodingConfig
+from fields.encodings.coarse_to_fine import CoarseToFineFourierConfig
+from fields.encodings.hashgrid import HashGridEncodingConfig
+from fields.encodings.sape import SAPEConfig
+from fields.field import FieldConfig
+from fields.networks import MLPConfig
+from fields.networks.cam import CAMConfig
+from fields.networks.pins import PINsConfig
+from fields.networks.rbf import RBFConfig
+from fields.networks.siren import SirenConfig
+
+Target = Literal["sdf", "occupancy"]
+
+_MLP = MLPConfig(width=128, n_hidden_layers=3)
+"""The decoder every Fourier/PE preset shares: 3×128 ReLU (CPU-sized; the image presets use 3×256)."""
+_FF = FourierEncodingConfig(sigma=3.0, n_features=128, include_input=True)
+"""Fourier features for shapes in the unit cube: σ = 3 cycles/unit (a shape spans ~0.8 of the cube)."""
+
+
+@dataclass(frozen=True)
+class SDFMethodPreset(MethodPreset):
+    """A shape method: field, optimizer, and the training target the method was published with."""
+
+    target: Target = "sdf"
+
+
+SDF_METHODS: dict[str, SDFMethodPreset] = {
+    "pe": SDFMethodPreset(
+        FieldConfig(encoding=FrequencyEncodingConfig(n_frequencies=6), network=_MLP, head="sdf"),
+        "NeRF positional encoding, 6 octaves + 3×128 ReLU MLP",
+    ),
+    "ff": SDFMethodPreset(
+        FieldConfig(encoding=_FF, network=_MLP, head="sdf"),
+        "Gaussian Fourier features σ=3, 128 frequencies (+ raw xyz) + 3×128 ReLU MLP",
+    ),
+    "siren": SDFMethodPreset(
+        FieldConfig(encoding=IdentityEncodingConfig(), network=SirenConfig(width=128, n_hidden_layers=3), head="sdf"),
+        "SIREN 3×128, ω₀=30, on xyz in [-1,1], lr 1e-4 (Sitzmann et al.)",
+        OptimizerConfig(lr=1e-4),
+    ),
+    "c2f": SDFMethodPreset(
+        FieldConfig(encoding=CoarseToFineFourierConfig(sigma=3.0, n_features=128, include_input=True), network=_MLP, head="sdf"),
+        "Fourier features σ=3 opened low→high by BARF's cosine window over the first 40% of training + 3×128 MLP",
+    ),
+    "pins": SDFMethodPreset(
+        FieldConfig(encoding=FourierEncodingConfig(sigma=3.0, n_features=128), network=PINsConfig(width=96), head="sdf"),
+        "PINs: Fourier features σ=3 in 4 bands, 4 residual levels of 2×96 opened progressively",
+    ),
+    "sape": SDFMethodPreset(
+        FieldConfig(
+            encoding=SAPEConfig(sigma=20.0, n_features=256, grid_resolution=64, epsilon=0.1),
+            network=MLPConfig(width=256, n_hidden_layers=4),
+            head="occupancy",
+        ),
+        "SAPE occupancy setting: FF σ=20, 256 frequencies, 64³ mask grid, ε=0.1 on BCE, 4×256 MLP, lr 1e-4 (Hertz et al.)",
+        OptimizerConfig(lr=1e-4),
+        target="occupancy",
+    ),
+    "ngp": SDFMethodPreset(
+        FieldConfig(
+            encoding=HashGridEncodingConfig(log2_table_size=16, max_resolution=1024),
+            network=MLPConfig(width=64, n_hidden_layers=2),
+            head="sdf",
+        ),
+        "instant-ngp hash grid (16 levels × 2, 2^16 rows (CPU-sized), 16→1024) + 2×64 ReLU MLP, lr 1e-2",
+        OptimizerConfig(lr=1e-2),
+    ),
+    "cam": SDFMethodPreset(
+        FieldConfig(encoding=_FF, network=CAMConfig(mlp=_MLP), head="sdf"),
+        "Fourier features σ=3 + CAM-modulated 3×128 MLP (tri-plane 32² scalar γ/β, layer norm, grid lr ×10)",
+    ),
+    "rbf": SDFMethodPreset(
+        FieldConfig(
+            encoding=HashGridEncodingConfig(log2_table_size=16, max_resolution=1024),
+            network=RBFConfig(n_kernels=64, weight_decay=1e-4),
+            head="sdf",
+        ),
+        "GNF: hash grid (16×2, 2^16 rows, 16→1024) + 64 Gaussian RBF kernels + linear read-out (weight decay 1e-4), lr 1e-2",
+        OptimizerConfig(lr=1e-2),
+    ),
+}
+
+
+@dataclass(frozen=True)
+class SDFSamplingConfig:
+    """Training samples. Meshes: a fixed pool with exact SDF/occupancy, drawn once before training.
+    Point clouds: surface points + normals and off-surface points, drawn every step."""
+
+    pool_size: int = 1_000_000
+    """Points in the mesh sample pool (near-surface + uniform)."""
+    sigmas: tuple[float, ...] = (0.002, 0.01, 0.04)
+    """Standard deviations of the near-surface perturbations, in unit-cube units (the shape spans 0.8)."""
+    uniform_fraction: float = 0.2
+    """Fraction of the pool drawn uniformly in the unit cube."""
+    sign_rays: int = 11
+    """Rays of the inside/outside parity vote (odd); more rays make open meshes' signs steadier."""
+    normal_neighbours: int = 10
+    """k of the normal estimation of point clouds without normals (PCA + consistent orientation)."""
+
+
+@dataclass(frozen=True)
+class ImplicitLossConfig:
+    """Point-cloud loss (SIREN/IGR): surface value, normal alignment, eikonal, off-surface penalty."""
+
+    surface_weight: float = 30.0
+    """Weight of mean |f| at surface points."""
+    normal_weight: float = 1.0
+    """Weight of mean (1 − cos(∇f, n)) at surface points."""
+    eikonal_weight: float = 0.5
+    """Weight of mean (‖∇f‖ − 1)² at all points."""
+    off_surface_weight: float = 1.0
+    """Weight of mean exp(−α|f|) at off-surface points (keeps spurious surfaces away)."""
+    off_surface_alpha: float = 200.0
+    """α of the off-surface penalty, per unit-cube unit."""
+
+
+@dataclass(frozen=True)
+class SDFTrainConfig:
+    """Fit a signed distance (or occupancy) field to a point cloud or a triangle mesh."""
+
+    data: Path = Path("")
+    """Point cloud or mesh: PLY, PCD, XYZ/XYZN/XYZRGB/PTS, OBJ, STL, OFF."""
+    method: str = "ff"
+    """Method preset; --field.* options override it."""
+    target: Target = "sdf"
+    """'sdf': signed distance (meshes: L1 regression; point clouds: implicit loss with eikonal term).
+    'occupancy': inside probability (BCE; point clouds get inside labels from their oriented normals)."""
+    field: FieldConfig = dataclasses.field(default_factory=lambda: SDF_METHODS["ff"].field)
+    optim: OptimizerConfig = dataclasses.field(default_factory=OptimizerConfig)
+    trainer: Annotated[TrainerConfig, tyro.conf.OmitArgPrefixes] = dataclasses.field(
+        default_factory=lambda: TrainerConfig(steps=1000, batch_size=8192, eval_every=0, checkpoint_every=500)
+    )
+    sdf_loss: Literal["l1", "clamped"] = "l1"
+    """SDF regression loss: plain L1, or L1 of both values clamped to ±clamp_distance (DeepSDF)."""
+    clamp_distance: float = 0.05
+    """Clamp δ of the 'clamped' loss, in unit-cube units."""
+    sampling: SDFSamplingConfig = dataclasses.field(default_factory=SDFSamplingConfig)
+    implicit: ImplicitLossConfig = dataclasses.field(default_factory=ImplicitLossConfig)
+    padding: float = 0.1
+    """Empty margin on each side of the unit cube the input is normalized into."""
+    eval_resolution: int = 128
+    """Marching-cubes resolution of the mesh scored at the end of training (renders/mesh.ply)."""
+    eval_points: int = 100_000
+    """Surface samples per side for Chamfer / F-score / normal consistency."""
+    resume: Path | None = None
+    """Continue the run in this directory from its newest checkpoint (its saved config is used)."""
+
+
+def sdf_train_config(method: str, target: Target | None = None) -> SDFTrainConfig:
+    """Default SDF-training config for a method preset (its published target unless ``target`` is given)."""
+    if method not in SDF_METHODS:
+        raise KeyError(method)
+    preset = SDF_METHODS[method]
+    return with_target(replace(SDFTrainConfig(), method=method, field=preset.field, optim=preset.optim), target or preset.target)
+
+
+def with_target(config: SDFTrainConfig, target: Target) -> SDFTrainConfig:
+    """The config with ``target`` and the matching field head ('sdf' or 'occupancy')."""
+    return replace(config, target=target, field=replace(config.field, head=target))

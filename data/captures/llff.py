@@ -1,0 +1,105 @@
+"""LLFF forward-facing captures: ``poses_bounds.npy`` + ``images/`` (or ``images_<k>/``).
+
+``poses_bounds.npy`` is ``(n, 17)``: a 3×5 matrix per image, ``[R | t | (h, w, f)]`` with rotation columns
+(down, right, backwards), then the near and far depth bounds. Images are the sorted files of the image
+folder (which may be a downscaled copy: the focal length is rescaled to the actual width).
+Normalization (Mildenhall et al. 2019/2020): scale so the nearest bound is 1/0.75, then recentre on
+the average pose (its axes become the world axes: cameras look down −z). With ``CaptureOptions.ndc``
+(default) the capture is rendered in normalized device coordinates.
+"""
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from data.captures.capture import Capture, CaptureOptions, FrameSpec, Normalization, finalize
+from data.errors import InputError
+from data.images import IMAGE_SUFFIXES
+
+BD_FACTOR = 0.75
+
+
+def _normalize(v: np.ndarray) -> np.ndarray:
+    return v / np.linalg.norm(v)
+
+
+def average_pose(c2w: np.ndarray) -> np.ndarray:
+    """LLFF's ``poses_avg``: mean centre, mean viewing axis, mean up (OpenGL axes)."""
+    centre = c2w[:, :3, 3].mean(0)
+    z = _normalize(c2w[:, :3, 2].sum(0))
+    up = c2w[:, :3, 1].sum(0)
+    x = _normalize(np.cross(up, z))
+    y = np.cross(z, x)
+    m = np.eye(4)
+    m[:3, :3] = np.stack([x, y, z], 1)
+    m[:3, 3] = centre
+    return m
+
+
+def parse_llff(path: str | Path, options: CaptureOptions = CaptureOptions()) -> Capture:
+    root = Path(path)
+    if root.is_file():
+        root = root.parent
+    pb = root / "poses_bounds.npy"
+    if not pb.is_file():
+        raise InputError(pb, "poses_bounds.npy does not exist")
+    try:
+        arr = np.load(pb)
+    except Exception as e:
+        raise InputError(pb, f"not a readable .npy file ({type(e).__name__}: {e})") from None
+    if arr.ndim != 2 or arr.shape[1] != 17:
+        raise InputError(pb, f"expected an (n, 17) array, got {arr.shape}")
+    if arr.shape[0] == 0:
+        raise InputError(pb, "capture has zero frames")
+    if not np.isfinite(arr).all():
+        raise InputError(pb, "poses_bounds contains NaN or infinite values")
+    folder = root / "images"
+    if not folder.is_dir():
+        cands = sorted(p for p in root.glob("images_*") if p.is_dir())
+        if not cands:
+            raise InputError(root, "no images/ folder next to poses_bounds.npy")
+        folder = cands[0]
+    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith("."))
+    if len(files) != arr.shape[0]:
+        raise InputError(folder, f"{len(files)} images but poses_bounds.npy has {arr.shape[0]} poses")
+    poses = arr[:, :15].reshape(-1, 3, 5)
+    bounds = arr[:, 15:17]
+    if (bounds <= 0).any():
+        raise InputError(pb, "depth bounds must be positive")
+    hwf = poses[:, :, 4]
+    # columns (down, right, back) → (right, up, back) = OpenGL
+    rot = np.concatenate([poses[:, :, 1:2], -poses[:, :, 0:1], poses[:, :, 2:3]], axis=2)
+    c2w = np.tile(np.eye(4), (arr.shape[0], 1, 1))
+    c2w[:, :3, :3] = rot
+    c2w[:, :3, 3] = poses[:, :, 3]
+    frames = []
+    from data.images import _image_size
+
+    for i, f in enumerate(files):
+        h0, w0, focal = hwf[i]
+        w, h = _image_size(f)
+        s = w / w0
+        if abs(h / h0 - s) > 0.02:
+            raise InputError(f, f"image is {w}×{h} but poses_bounds says {w0:g}×{h0:g} (different aspect ratio)")
+        frames.append(
+            FrameSpec(f, c2w[i], (focal * s, focal * s, w / 2.0, h / 2.0), w, h, name=f.name, near_far=(float(bounds[i, 0]), float(bounds[i, 1])))
+        )
+    from data.captures.capture import check_pose
+
+    for fr in frames:
+        fr.camera_to_world = check_pose(fr.camera_to_world, pb, fr.name)
+    scale = 1.0 / (bounds.min() * BD_FACTOR)
+    scaled = np.stack([fr.camera_to_world for fr in frames]).copy()
+    scaled[:, :3, 3] *= scale
+    avg = average_pose(scaled)
+    inv = np.linalg.inv(avg)
+    # p_norm = inv(avg) @ (scale · p) = scale · (R p + t) with R = inv[:3,:3], t = inv[:3,3] / scale
+    norm = Normalization(torch.from_numpy(inv[:3, :3].copy()), torch.from_numpy(inv[:3, 3] / scale), float(scale))
+    far = float(bounds.max() * scale)
+    if options.ndc:
+        half = 1.0  # NDC space
+    else:
+        centres = norm.apply(torch.from_numpy(c2w[:, :3, 3])).numpy()
+        half = float(max(np.abs(centres).max(), 1.0) + far)
+    return finalize("llff", pb, frames, options, norm, half, None, False, ndc=options.ndc)

@@ -1,0 +1,92 @@
+"""The radiance-field head of ``Field`` (``head="radiance"``): density + view-dependent colour.
+
+The field's position network outputs ``1 + geo_feat_dim`` values per point: a raw density and a geometry
+feature. Density is ``act(raw)`` (trunc-exp as in instant-ngp, softplus or ReLU as in NeRF), and zero
+outside the field's box. Colour is ``sigmoid(color_net([dir_enc(d), geo_feat]))`` with a direction
+encoding of the unit view direction (spherical harmonics or frequency PE), as in instant-ngp and NeRF.
+"""
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+from jaxtyping import Float
+from torch import Tensor, nn
+
+from fields.encodings import AnyEncodingConfig
+from fields.encodings.spherical_harmonics import SphericalHarmonicsEncodingConfig
+from fields.networks import AnyNetworkConfig, MLPConfig, trunc_exp
+from fields.outputs import FieldOutputs
+
+DensityActivation = Literal["trunc_exp", "softplus", "relu"]
+
+
+def density_activation(name: str, raw: Tensor) -> Tensor:
+    if name == "trunc_exp":
+        return trunc_exp(raw)
+    if name == "softplus":
+        return F.softplus(raw)
+    if name == "relu":
+        return F.relu(raw)
+    raise ValueError(f"unknown density activation {name!r}")
+
+
+@dataclass(frozen=True)
+class RadianceHeadConfig:
+    """Density activation and view-dependent colour branch (used when ``head='radiance'``)."""
+
+    density_activation: DensityActivation = "trunc_exp"
+    """σ = act(raw): 'trunc_exp' (instant-ngp), 'softplus' or 'relu' (NeRF)."""
+    density_bias: float = 0.0
+    """Added to the raw density before the activation (negative values start the field emptier)."""
+    geo_feat_dim: int = 15
+    """Geometry features passed from the position network to the colour branch."""
+    direction_encoding: AnyEncodingConfig = dataclasses.field(default_factory=SphericalHarmonicsEncodingConfig)
+    """Encoding of the unit view direction (given as (d+1)/2 in the unit cube)."""
+    color_network: AnyNetworkConfig = dataclasses.field(default_factory=lambda: MLPConfig(width=64, n_hidden_layers=2))
+    """Colour branch: [direction encoding, geometry feature] → rgb logits."""
+
+    def setup(self, max_steps: int = 1) -> "RadianceHead":
+        return RadianceHead(self, max_steps)
+
+
+class RadianceHead(nn.Module):
+    def __init__(self, config: RadianceHeadConfig, max_steps: int = 1) -> None:
+        super().__init__()
+        self.config = config
+        self.direction_encoding = config.direction_encoding.setup(3, max_steps)
+        self.color_network = config.color_network.setup(self.direction_encoding.out_dim + config.geo_feat_dim, 3, 3, max_steps)
+
+    @property
+    def raw_dim(self) -> int:
+        """Outputs the position network must produce: raw density + geometry feature."""
+        return 1 + self.config.geo_feat_dim
+
+    def density(self, unit: Float[Tensor, "n 3"], raw: Float[Tensor, "n r"]) -> tuple[Tensor, Tensor]:
+        """``(σ (n,), σ_raw (n,))``; σ is zero outside the unit cube."""
+        density_raw = raw[:, 0] + self.config.density_bias
+        inside = ((unit >= 0.0) & (unit <= 1.0)).all(dim=-1)
+        sigma = density_activation(self.config.density_activation, density_raw) * inside.to(raw.dtype)
+        return sigma, density_raw
+
+    def forward(self, unit: Float[Tensor, "n 3"], raw: Float[Tensor, "n r"], directions: Tensor | None) -> FieldOutputs:
+        sigma, density_raw = self.density(unit, raw)
+        features = raw[:, 1:]
+        rgb = None
+        if directions is not None:
+            d = F.normalize(directions.to(raw.dtype), dim=-1)
+            enc = self.direction_encoding((d + 1.0) * 0.5)
+            rgb = torch.sigmoid(self.color_network(torch.cat([enc, features], dim=-1), unit))
+        return FieldOutputs(rgb=rgb, density=sigma, density_raw=density_raw, features=features)
+
+    def update(self, step: int, coords: Tensor | None = None, per_sample_loss: Tensor | None = None) -> None:
+        self.direction_encoding.update(step, None, None)
+        self.color_network.update(step, None, None)
+
+    def param_groups(self, lr: float) -> list[dict]:
+        groups = self.direction_encoding.param_groups(lr) + self.color_network.param_groups(lr)
+        for g in groups:
+            g["name"] = "radiance." + g.get("name", "params")
+        return groups

@@ -1,0 +1,42 @@
+"""Functional rendering: rays, packed sampling with an occupancy grid, volume rendering, contraction.
+
+Everything here takes callables (``sigma_fn``, ``rgb_sigma_fn``, ``occupied_fn``), never fields, so
+NeRF, SDF-as-density and distilled students share one sampler and one renderer.
+"""
+
+from fields.rendering.contraction import contract, lindisp_steps, uncontract
+from fields.rendering.occupancy_grid import OccupancyGrid
+from fields.rendering.rays import camera_directions, distort, generate_rays, image_rays, ndc_rays, pixel_grid, undistort
+from fields.rendering.sampling import (
+    RaySamples,
+    edge_samples,
+    filter_samples,
+    march_rays,
+    ray_aabb_intersect,
+    uniform_samples,
+)
+from fields.rendering.volume import RenderOutputs, accumulate_along_rays, render_weights, volume_render
+
+__all__ = [
+    "OccupancyGrid",
+    "RaySamples",
+    "RenderOutputs",
+    "accumulate_along_rays",
+    "camera_directions",
+    "contract",
+    "distort",
+    "edge_samples",
+    "filter_samples",
+    "generate_rays",
+    "image_rays",
+    "lindisp_steps",
+    "march_rays",
+    "ndc_rays",
+    "pixel_grid",
+    "ray_aabb_intersect",
+    "render_weights",
+    "uncontract",
+    "undistort",
+    "uniform_samples",
+    "volume_render",
+]

@@ -1,0 +1,96 @@
+"""instant-ngp's occupancy grid (Müller et al. 2022; nerfacc's ``OccGridEstimator`` update rule).
+
+A ``resolution³`` grid over the scene box holds a running estimate ``occ`` of each cell's opacity per
+step (``σ·step_size``) and a bitfield ``binary = occ > min(mean(occ), threshold)``. Every update
+evaluates ``sigma_fn`` at one jittered point in a set of cells (all cells during warm-up; afterwards a
+quarter of the cells uniformly plus a quarter drawn from the occupied ones) and sets
+``occ ← max(decay·occ, σ·step_size)`` there. All state is in fixed-shape buffers (checkpointable);
+randomness comes from a generator seeded by ``(seed, step)``, so a resumed run updates identically.
+"""
+
+from collections.abc import Callable
+
+import torch
+from jaxtyping import Bool, Float
+from torch import Tensor, nn
+
+
+class OccupancyGrid(nn.Module):
+    def __init__(self, aabb: Float[Tensor, "2 3"], resolution: int = 128) -> None:
+        super().__init__()
+        if resolution < 1:
+            raise ValueError(f"occupancy grid resolution must be ≥ 1, got {resolution}")
+        self.resolution = resolution
+        self.register_buffer("aabb", aabb.detach().float().clone())
+        self.register_buffer("occs", torch.zeros(resolution**3))
+        # Everything is occupied until the first update, so the first step samples the whole box.
+        self.register_buffer("binary", torch.ones(resolution, resolution, resolution, dtype=torch.bool))
+
+    @property
+    def n_cells(self) -> int:
+        return self.resolution**3
+
+    def cell_of(self, points: Float[Tensor, "n 3"]) -> tuple[Tensor, Tensor]:
+        """Flat cell index ``(n,)`` of each point and whether the point lies inside the box."""
+        lo, hi = self.aabb[0], self.aabb[1]
+        u = (points - lo) / (hi - lo)
+        inside = ((u >= 0) & (u < 1)).all(dim=-1)
+        ijk = (u * self.resolution).floor().long().clamp(0, self.resolution - 1)
+        r = self.resolution
+        return (ijk[:, 0] * r + ijk[:, 1]) * r + ijk[:, 2], inside
+
+    def occupied(self, points: Float[Tensor, "n 3"]) -> Bool[Tensor, " n"]:
+        """True where the point's cell is occupied (False outside the box)."""
+        idx, inside = self.cell_of(points)
+        return self.binary.reshape(-1)[idx] & inside
+
+    def cell_points(self, indices: Tensor, jitter: Tensor | None = None) -> Tensor:
+        """World positions in the given cells: their centres, or ``jitter ∈ [0,1)^3`` within them."""
+        r = self.resolution
+        ijk = torch.stack([indices // (r * r), (indices // r) % r, indices % r], dim=-1).to(self.aabb.dtype)
+        frac = 0.5 if jitter is None else jitter
+        lo, hi = self.aabb[0], self.aabb[1]
+        return lo + (ijk + frac) / r * (hi - lo)
+
+    @torch.no_grad()
+    def update(
+        self,
+        step: int,
+        sigma_fn: Callable[[Tensor], Tensor],
+        step_size: float,
+        threshold: float = 0.01,
+        decay: float = 0.95,
+        warmup_steps: int = 256,
+        seed: int = 0,
+        chunk: int = 65536,
+    ) -> None:
+        """One instant-ngp update from ``sigma_fn(points (n, 3)) → σ (n,)``."""
+        gen = torch.Generator().manual_seed(seed * 1_000_003 + step)
+        n = self.n_cells
+        device = self.occs.device
+        if step < warmup_steps:
+            indices = torch.arange(n)
+        else:
+            quarter = max(1, n // 4)
+            uniform = torch.randint(0, n, (quarter,), generator=gen)
+            occupied = torch.nonzero(self.binary.reshape(-1).cpu()).squeeze(-1)
+            if occupied.numel():
+                pick = occupied[torch.randint(0, occupied.numel(), (quarter,), generator=gen)]
+                indices = torch.cat([uniform, pick])
+            else:
+                indices = uniform
+        jitter = torch.rand(indices.shape[0], 3, generator=gen)
+        indices, jitter = indices.to(device), jitter.to(device)
+        points = self.cell_points(indices, jitter)
+        sig = torch.cat([sigma_fn(points[i : i + chunk]).float().reshape(-1) for i in range(0, points.shape[0], chunk)])
+        occ = sig * step_size
+        updated = self.occs.clone()
+        # duplicates (a cell drawn twice) resolve to their maximum, independent of order
+        updated[indices] = torch.maximum(self.occs[indices] * decay, torch.zeros_like(occ))
+        updated.scatter_reduce_(0, indices, occ, reduce="amax")
+        self.occs.copy_(updated)
+        thre = min(float(self.occs.mean()), threshold)
+        self.binary.copy_((self.occs > thre).reshape(self.binary.shape))
+
+    def occupancy_fraction(self) -> float:
+        return float(self.binary.float().mean())

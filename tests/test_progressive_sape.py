@@ -1,0 +1,177 @@
+"""SAPE: the on-the-fly mask equals the dense blur-then-interpolate reference, frozen cells never advance,
+memory is bounded in 3D, and a run resumes bit for bit with its SAPE state."""
+
+import itertools
+import shutil
+
+import imageio.v3 as iio
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from safetensors.torch import load_file
+
+from app.cli import main
+from app.runs import RunDir
+from data.images import encode_image, srgb_to_linear
+from data.synthetic import test_image as make_test_image
+from fields.capabilities import HasProgressMap
+from fields.encodings import FourierEncodingConfig
+from fields.encodings.sape import SAPEConfig
+
+
+def dense_reference_mask(blocks: torch.Tensor, n_blocks: int, k: int, x: torch.Tensor) -> torch.Tensor:
+    """float64 brute force: dense per-cell block masks, k-box blur (replicate), multilinear interpolation
+    at cell centres (u·res − 0.5) with border-clamped corners."""
+    d, res = blocks.ndim, blocks.shape[0]
+    dense = (blocks[..., None] > torch.arange(n_blocks)).double().movedim(-1, 0)[None]  # (1, nb, *grid)
+    r = k // 2
+    padded = F.pad(dense, (r, r) * d, mode="replicate")
+    blurred = [F.avg_pool1d, F.avg_pool2d, F.avg_pool3d][d - 1](padded, k, stride=1)[0].movedim(0, -1)  # (*grid, nb)
+    out = torch.zeros(x.shape[0], n_blocks, dtype=torch.float64)
+    t = x.double() * res - 0.5
+    i0 = torch.floor(t)
+    f = t - i0
+    for corner in itertools.product((0, 1), repeat=d):
+        idx = [((i0[:, a].long() + corner[a]).clamp(0, res - 1)) for a in range(d)]
+        w = torch.ones(x.shape[0], dtype=torch.float64)
+        for a in range(d):
+            w = w * (f[:, a] if corner[a] else 1 - f[:, a])
+        out += w[:, None] * blurred[tuple(idx)]
+    return out
+
+
+@pytest.mark.parametrize("dim,res,k", [(2, 9, 3), (2, 12, 5), (3, 6, 3), (1, 7, 3)])
+def test_mask_equals_dense_blur_then_interpolate(dim, res, k):
+    m = 10
+    enc = SAPEConfig(n_features=m, grid_resolution=res, blur=k).setup(dim, max_steps=100)
+    gen = torch.Generator().manual_seed(dim * 100 + res)
+    enc.blocks.copy_(torch.randint(0, m + 1, enc.blocks.shape, generator=gen, dtype=torch.int32))
+    x = torch.rand(300, dim, generator=gen)
+    x[:8] = torch.tensor([0.0, 1.0]).repeat(8 // 2 + 1)[:8, None].expand(8, dim)  # exact borders
+    got = enc.block_mask(x).double()
+    torch.testing.assert_close(got, dense_reference_mask(enc.blocks, m, k, x), atol=2e-6, rtol=0)
+
+
+def test_features_are_the_fourier_features_times_the_mask():
+    enc = SAPEConfig(sigma=4.0, n_features=6, grid_resolution=4, num_blocks=3, seed=2).setup(2, max_steps=60)
+    plain = FourierEncodingConfig(sigma=4.0, n_features=6, seed=2, include_input=True).setup(2)
+    x = torch.rand(20, 2)
+    out = enc(x)
+    torch.testing.assert_close(out[:, :2], 2 * x - 1)
+    assert torch.all(out[:, 2:] == 0)  # at init only the identity block is on
+    enc.blocks.fill_(3)
+    assert torch.equal(enc(x), plain(x))  # fully unmasked: plain Fourier features
+    enc.blocks.fill_(1)  # block 0 = frequencies 0 and 1 (two per block)
+    alpha = torch.tensor([1.0, 1.0, 0.0, 0.0, 0.0, 0.0]).repeat_interleave(2)
+    torch.testing.assert_close(enc(x)[:, 2:], plain(x)[:, 2:] * alpha)
+
+
+def test_loss_splat_uses_the_interpolation_weights():
+    enc = SAPEConfig(n_features=4, grid_resolution=5, block_iterations=1000).setup(2, max_steps=10)
+    x = torch.rand(64, 2, generator=torch.Generator().manual_seed(0))
+    loss = torch.rand(64, generator=torch.Generator().manual_seed(1))
+    enc.update(1, x, loss)
+    idx, w = enc.corner_weights(x)
+    torch.testing.assert_close(w.sum(1), torch.ones(64))
+    expected_l, expected_w = torch.zeros(25, dtype=torch.float64), torch.zeros(25, dtype=torch.float64)
+    for i in range(64):
+        for c in range(4):
+            expected_l[idx[i, c]] += float(w[i, c] * loss[i])
+            expected_w[idx[i, c]] += float(w[i, c])
+    torch.testing.assert_close(enc.loss_sum.reshape(-1).double(), expected_l, atol=1e-5, rtol=0)
+    torch.testing.assert_close(enc.weight_sum.reshape(-1).double(), expected_w, atol=1e-5, rtol=0)
+    # Interior points: the weighted cell centres reproduce the point (multilinear weights).
+    inner = (x > 0.1).all(1) & (x < 0.9).all(1)
+    iy, ix = idx // 5, idx % 5  # row-major: axis 0 slowest
+    centres = torch.stack([(iy.float() + 0.5) / 5, (ix.float() + 0.5) / 5], -1)
+    torch.testing.assert_close((w[..., None] * centres).sum(1)[inner], x[inner], atol=1e-5, rtol=0)
+
+
+def test_a_cell_below_epsilon_never_advances():
+    res, eps = 12, 1e-3
+    enc = SAPEConfig(n_features=20, grid_resolution=res, epsilon=eps, block_iterations=2, blur=3).setup(2, max_steps=1000)
+    u = (torch.arange(res) + 0.5) / res
+    grid = torch.stack(torch.meshgrid(u, u, indexing="ij"), -1).reshape(-1, 2)  # every cell centre once
+    left = grid[:, 0] < 0.5
+    # Block 1: the left half is already fitted (loss ≪ ε), the right half is not.
+    for step in (1, 2):
+        enc.update(step, grid, torch.where(left, torch.full_like(u[:1], 1e-5), torch.ones(1)).expand(grid.shape[0]).clone())
+    frozen = enc.blocks.clone()
+    far_left = (torch.arange(res) < res // 2 - 1)[:, None].expand(res, res)  # outside the blur's reach of the boundary
+    assert torch.all(frozen[far_left] == 0) and torch.all(frozen[res // 2 + 1 :] == 1)
+    # Afterwards the loss is high everywhere: frozen cells must stay frozen, the others keep advancing.
+    for step in range(3, 15):
+        enc.update(step, grid, torch.ones(grid.shape[0]))
+    assert torch.all(enc.blocks[far_left] == 0)
+    assert torch.all(enc.blocks[res // 2 + 1 :] == 7)  # one block per 2 steps: steps 2, 4, ..., 14
+    assert torch.all(~enc.in_progress[far_left])
+    levels = enc.progress_map()
+    assert isinstance(enc, HasProgressMap) and levels.shape == (res, res) and abs(float(levels.max()) - 7 / 20) < 1e-7
+
+
+def test_unvisited_cells_take_their_neighbours_mean_and_progress_stops():
+    enc = SAPEConfig(n_features=3, grid_resolution=4, block_iterations=1, epsilon=0.5, blur=3).setup(2, max_steps=6)
+    enc.update(1, torch.tensor([[0.125, 0.125]]), torch.tensor([10.0]))  # one sample in cell (0, 0)
+    assert int(enc.blocks[0, 0]) == 1 and int(enc.blocks[1, 1]) == 1  # (1,1) unvisited: neighbour mean 10/8 > 0.5
+    assert int(enc.blocks[3, 3]) == 0  # far away: neighbours' mean 0 → frozen
+    for step in range(2, 10):
+        enc.update(step, torch.rand(50, 2), torch.full((50,), 10.0))
+    assert int(enc.blocks.max()) == 3  # capped at num_blocks; updates past progress_steps are ignored
+
+
+def test_3d_memory_is_bounded_by_the_cell_count():
+    enc = SAPEConfig(n_features=256).setup(3, max_steps=1000)
+    assert enc.res == 64
+    state_bytes = sum(t.numel() * t.element_size() for t in enc.state_dict().values())
+    assert state_bytes < 4_000_000  # a dense 64³ × 512 float mask would be 537 MB
+    enc.blocks.copy_(torch.randint(0, 257, enc.blocks.shape, dtype=torch.int32))
+    x = torch.rand(2000, 3)
+    mask = enc.block_mask(x)
+    assert mask.shape == (2000, 256) and bool(((mask >= 0) & (mask <= 1)).all())
+    assert bool((mask[:, 1:] <= mask[:, :-1] + 1e-6).all())  # lower blocks are always at least as open
+
+
+def test_state_dict_round_trip_restores_training_state():
+    a = SAPEConfig(n_features=8, grid_resolution=6, block_iterations=3).setup(2, max_steps=100)
+    for step in range(1, 8):
+        a.update(step, torch.rand(40, 2), torch.rand(40))
+    b = SAPEConfig(n_features=8, grid_resolution=6, block_iterations=3).setup(2, max_steps=100)
+    b.load_state_dict(a.state_dict(), strict=True)
+    for name in ("blocks", "in_progress", "loss_sum", "weight_sum"):
+        assert torch.equal(getattr(a, name), getattr(b, name)), name
+    x = torch.rand(10, 2)
+    assert torch.equal(a(x), b(x))
+
+
+def test_cli_train_sape_resumes_bit_exact_and_exports_the_mask_map(tmp_path, capsys):
+    img = tmp_path / "img.png"
+    img.write_bytes(encode_image(srgb_to_linear(make_test_image(16, 20, texture_cycles=4.0)), "png"))
+    common = ["train", "image", "--data", str(img), "--method", "sape", "--steps", "16", "--batch-size", "256",
+              "--field.encoding.n-features", "16", "--field.encoding.grid-resolution", "8", "--field.encoding.block-iterations", "3",
+              "--field.encoding.epsilon", "0.02", "--field.network.width", "16", "--field.network.n-hidden-layers", "1",
+              "--eval-every", "0", "--checkpoint-every", "8", "--keep-checkpoints", "5", "--output-dir", str(tmp_path), "--progress", "False"]
+    assert main([*common, "--name", "ref"]) == 0
+    assert "trained sape" in capsys.readouterr().out
+    # Simulate a run killed after its step-8 checkpoint (mid block period: loss splats are partial), then resumed.
+    shutil.copytree(tmp_path / "ref", tmp_path / "cut")
+    for p in (tmp_path / "cut" / "checkpoints").glob("step-000016*"):
+        p.unlink()
+    assert main(["train", "image", "--resume", str(tmp_path / "cut"), "--progress", "False"]) == 0
+    a = load_file(str(tmp_path / "ref" / "checkpoints" / "step-000016.safetensors"))
+    b = load_file(str(tmp_path / "cut" / "checkpoints" / "step-000016.safetensors"))
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    assert int(a["encoding.blocks"].max()) == 5  # the schedule did advance (steps 3, 6, 9, 12, 15)
+    assert float(a["encoding.weight_sum"].sum()) > 0  # step 16 left a partial period in the buffers
+
+    capsys.readouterr()
+    assert main(["export", "image", "--run", str(tmp_path / "ref"), "--sape-map", "True"]) == 0
+    out = RunDir(tmp_path / "ref").exports_dir / "sape-map.png"
+    png = iio.imread(out)
+    assert png.shape == (16, 20) and png.dtype == np.uint8
+    blocks = a["encoding.blocks"].float() / 16
+    # Pixel (row y, col x) shows the cell containing its centre (grid axis 0 = x).
+    for y, x in ((0, 0), (15, 19), (7, 3)):
+        cell = blocks[min(7, int((x + 0.5) / 20 * 8)), min(7, int((y + 0.5) / 16 * 8))]
+        assert png[y, x] == round(float(cell) * 255)
+    assert main(["export", "image", "--run", str(tmp_path / "ref"), "--level", "1"]) == 2  # not a PINs run
