@@ -28,6 +28,12 @@ COMMANDS: dict[tuple[str, ...], Command] = {
     ("info",): Command("app.commands:info", "Show a run's config, metrics and checkpoints."),
     ("train", "sdf"): Command("app.commands_sdf:train_sdf", "Fit a signed distance / occupancy field to a point cloud or mesh."),
     ("export", "mesh"): Command("app.commands_sdf:export_mesh", "Extract a shape field's surface (PLY/OBJ/GLB, raw grid NPZ)."),
+    ("train", "nerf"): Command("app.commands_nerf:train_nerf", "Train a radiance field on a multi-view capture (nerfstudio/Blender/LLFF/COLMAP)."),
+    ("export", "render"): Command("app.commands_nerf:export_render", "Render a NeRF run's test (or train/val) views, with PSNR/SSIM."),
+    ("export", "video"): Command("app.commands_nerf:export_video", "Render a NeRF fly-through (orbit, spiral or through the cameras) as MP4."),
+    ("export", "pointcloud"): Command("app.commands_nerf:export_pointcloud", "Export a NeRF run's surface points with colours (PLY)."),
+    ("capture", "synthetic"): Command("app.commands_nerf:capture_synthetic", "Write the procedural multi-view test capture (nerfstudio format)."),
+    ("demo", "nerf"): Command("app.commands_nerf:demo", "Radiance-field pipeline on the embedded synthetic capture: train, renders, video, mesh."),
 }
 
 

@@ -62,6 +62,12 @@ def export_mesh(argv: list[str], prog: str) -> int:
     config = tyro.cli(ExportMeshConfig, args=argv, prog=prog, config=TYRO_CONF)
     if str(config.run) in ("", "."):
         raise InputError(None, "--run is required (a run directory)")
+    from app.export_nerf import is_nerf_run  # radiance fields: density mesh with view-based vertex colours
+
+    if is_nerf_run(config.run):
+        from app.commands_nerf import export_mesh_nerf
+
+        return export_mesh_nerf(config, argv)
     out, metrics = run_export(config)
     what = f"exported {metrics['kind']} mesh at {config.resolution}³ from step {metrics['step']}: {metrics['vertices']:,} vertices, {metrics['faces']:,} faces"
     if config.format == "npz":

@@ -95,17 +95,20 @@ IMAGE_METHODS: dict[str, MethodPreset] = {
         "Gaussian Fourier features σ=10, 256 frequencies (Tancik et al., natural images) + ReLU MLP",
     ),
     "ngp": MethodPreset(
-        FieldConfig(encoding=HashGridEncodingConfig(log2_table_size=15, max_resolution=1024), network=MLPConfig(width=64, n_hidden_layers=2)),
-        "instant-ngp hash grid (16 levels × 2 features, 2^15 rows per level (CPU-sized), 16→1024) + 2×64 ReLU MLP, lr 1e-2",
+        FieldConfig(
+            encoding=HashGridEncodingConfig(log2_table_size=14, max_resolution=512),
+            network=MLPConfig(width=64, n_hidden_layers=2),
+        ),
+        "instant-ngp hash grid (16 levels × 2, 2^14 rows/level, 16→512; ≈ ff's parameter count) + 2×64 ReLU MLP, lr 1e-2",
         OptimizerConfig(lr=1e-2),
     ),
     "cam": MethodPreset(
         FieldConfig(encoding=FourierEncodingConfig(sigma=10.0, n_features=256), network=CAMConfig()),
-        "Fourier features σ=10 + CAM-modulated 3×256 MLP (32×32 scalar γ/β grids, layer norm, grid lr ×10; Lee et al. 2024)",
+        "Fourier features σ=10 + CAM-modulated 3×256 MLP (32×32 scalar γ/β grids, layer norm, grid lr ×10)",
     ),
     "rbf": MethodPreset(
-        FieldConfig(encoding=HashGridEncodingConfig(log2_table_size=15, max_resolution=512), network=RBFConfig()),
-        "GNF: hash grid (16×2, 2^15 rows, 16→512) + 64 Gaussian RBF kernels + linear read-out, lr 1e-2",
+        FieldConfig(encoding=HashGridEncodingConfig(log2_table_size=14, max_resolution=512), network=RBFConfig()),
+        "GNF: hash grid (16×2, 2^14 rows/level, 16→512) + 64 Gaussian RBF kernels + linear read-out, lr 1e-2",
         OptimizerConfig(lr=1e-2),
     ),
     "c2f": MethodPreset(

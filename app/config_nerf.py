@@ -32,6 +32,8 @@ class RenderConfig:
     """Update the occupancy grid every N steps (instant-ngp)."""
     grid_warmup_steps: int = 256
     """Before this step every grid cell is re-evaluated at each update; afterwards half of them."""
+    grid_update_fraction: float = 0.5
+    """After warm-up, each update evaluates this fraction of the cells (half uniform, half occupied)."""
     grid_decay: float = 0.95
     """Running-max decay of the cells' opacity estimate."""
     grid_threshold: float = 0.01

@@ -115,7 +115,8 @@ class SDFSamplingConfig:
 
 @dataclass(frozen=True)
 class ImplicitLossConfig:
-    """Point-cloud loss (SIREN/IGR): surface value, normal alignment, eikonal, off-surface penalty."""
+    """Point-cloud loss (SIREN/IGR): surface value, normal alignment, eikonal, off-surface penalty, and a
+    near-surface distance term."""
 
     surface_weight: float = 30.0
     """Weight of mean |f| at surface points."""
@@ -127,6 +128,9 @@ class ImplicitLossConfig:
     """Weight of mean exp(−α|f|) at off-surface points (keeps spurious surfaces away)."""
     off_surface_alpha: float = 200.0
     """α of the off-surface penalty, per unit-cube unit."""
+    near_weight: float = 30.0
+    """Weight of mean |f − d| at near-surface points, d = signed distance to the nearest input point's
+    tangent plane (0 disables it: the pure SIREN/IGR loss, which needs many more steps)."""
 
 
 @dataclass(frozen=True)

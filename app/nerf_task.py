@@ -78,7 +78,7 @@ class NerfModel(nn.Module):
         r = self.render_config
         self.grid.update(
             step, self.field.density, self.step_size, threshold=r.grid_threshold, decay=r.grid_decay,
-            warmup_steps=r.grid_warmup_steps, seed=seed,
+            warmup_steps=r.grid_warmup_steps, seed=seed, fraction=r.grid_update_fraction,
         )
 
     # -- rendering ---------------------------------------------------------------------------------

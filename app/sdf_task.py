@@ -156,7 +156,7 @@ class SDFTask:
             self.sampler: SDFSampler | SurfaceSampler = SDFSampler(samples, config.trainer.batch_size, device, seed=config.trainer.seed)
         else:
             assert cloud.normals is not None
-            self.sampler = SurfaceSampler(cloud.points, cloud.normals, config.trainer.batch_size, (0.01, 0.04), device, seed=config.trainer.seed)
+            self.sampler = SurfaceSampler(cloud.points, cloud.normals, config.trainer.batch_size, device=device, seed=config.trainer.seed)
         self.diagonal_unit = float(torch.linalg.norm(cloud.points.max(0).values - cloud.points.min(0).values))
         self.last_mesh: MeshData | None = None
 
@@ -170,7 +170,7 @@ class SDFTask:
             if self.target == "sdf":
                 clamp = self.config.clamp_distance if self.config.sdf_loss == "clamped" else None
                 psl = sdf_l1_per_sample(out.sdf, sdf, clamp)
-                log = {"sdf_mae": float(psl.detach().mean())}
+                log = {"mae_pct_diag": 100 * float(psl.detach().mean()) / self.diagonal_unit}
             else:
                 psl = occupancy_bce_per_sample(out.occupancy_logit, occ)
                 acc = float(((out.occupancy_logit.detach() > 0).float() == occ).float().mean())
@@ -178,12 +178,14 @@ class SDFTask:
             return StepResult(loss=psl.mean(), coords=pts, per_sample_loss=psl, log=log)
         batch = self.sampler.sample()
         w = self.config.implicit
+        near = batch.near if w.near_weight > 0 else None
         il = implicit_surface_loss(
-            self.model.signed_distance, batch.surface, batch.normals, batch.off_surface,
-            w.surface_weight, w.normal_weight, w.eikonal_weight, w.off_surface_weight, w.off_surface_alpha,
+            self.model.signed_distance, batch.surface, batch.normals, batch.uniform, near, batch.near_sdf,
+            w.surface_weight, w.normal_weight, w.eikonal_weight, w.off_surface_weight, w.off_surface_alpha, w.near_weight,
         )  # fmt: skip
-        coords = torch.cat([batch.surface, batch.off_surface])
-        return StepResult(loss=il.loss, coords=coords, per_sample_loss=il.per_sample, log=il.terms)
+        coords = torch.cat([batch.surface, batch.uniform] + ([batch.near] if near is not None else []))
+        log = {(f"{k}_pct_diag" if k in ("surface", "near") else k): (100 * v / self.diagonal_unit if k in ("surface", "near") else v) for k, v in il.terms.items()}
+        return StepResult(loss=il.loss, coords=coords, per_sample_loss=il.per_sample, log=log)
 
     def extract(self, resolution: int, chunk: int = 262144) -> MeshData:
         """Marching cubes of the field over the unit cube (unit-cube coordinates)."""

@@ -322,9 +322,11 @@ def triangle_areas(vertices: np.ndarray, triangles: np.ndarray) -> np.ndarray:
 
 def is_closed_manifold(triangles: np.ndarray) -> bool:
     """Every undirected edge is shared by exactly two triangles (a closed 2-manifold surface)."""
-    e = np.concatenate([triangles[:, [0, 1]], triangles[:, [1, 2]], triangles[:, [2, 0]]])
-    e = np.sort(e, axis=1)
-    _, counts = np.unique(e, axis=0, return_counts=True)
+    t = triangles.astype(np.int64)
+    a = np.concatenate([t[:, 0], t[:, 1], t[:, 2]])
+    b = np.concatenate([t[:, 1], t[:, 2], t[:, 0]])
+    n = int(t.max()) + 1
+    _, counts = np.unique(np.minimum(a, b) * n + np.maximum(a, b), return_counts=True)
     return bool((counts == 2).all())
 
 
@@ -501,41 +503,54 @@ class ImplicitBatch:
     """On-surface points (target value 0)."""
     normals: Float[Tensor, "n 3"]
     """Their unit normals (target gradient direction)."""
-    off_surface: Float[Tensor, "m 3"]
-    """Uniform and near-surface points (eikonal term and off-surface penalty)."""
+    near: Float[Tensor, "m 3"]
+    """Surface points perturbed by N(0, σ²)."""
+    near_sdf: Float[Tensor, " m"]
+    """Approximate signed distance of ``near``: to the tangent plane of the nearest input point."""
+    uniform: Float[Tensor, "k 3"]
+    """Uniform points in the unit cube (eikonal term and off-surface penalty)."""
 
 
 class SurfaceSampler:
-    """Batches for the implicit loss: surface points + normals, and off-surface points (half uniform in the
-    unit cube, half surface points perturbed by N(0, σ²) with σ cycling through ``sigmas``)."""
+    """Batches for the implicit loss from a point cloud with normals: half surface points, a quarter
+    near-surface points (σ cycling through ``sigmas``) with their point-to-plane signed distance to the
+    nearest input point, a quarter uniform points in the unit cube."""
 
     def __init__(
         self,
         points: Float[Tensor, "n 3"],
         normals: Float[Tensor, "n 3"],
         batch_size: int,
-        sigmas: tuple[float, ...] = (0.01, 0.04),
+        sigmas: tuple[float, ...] = (0.005, 0.02),
         device: torch.device | str = "cpu",
         seed: int = 0,
     ) -> None:
+        from scipy.spatial import cKDTree
+
         self.points, self.normals = points.float(), normals.float()
+        self.tree = cKDTree(points.double().numpy())
         self.batch_size = batch_size
         self.sigmas = torch.tensor(sigmas, dtype=torch.float32)
         self.device = torch.device(device)
         self.generator = torch.Generator().manual_seed(seed)
 
+    def plane_distance(self, q: Float[Tensor, "m 3"]) -> Float[Tensor, " m"]:
+        """Signed distance of ``q`` to the tangent plane of its nearest input point (positive along the normal)."""
+        _, idx = self.tree.query(q.double().numpy(), k=1, workers=-1)
+        i = torch.from_numpy(idx.astype(np.int64))
+        return ((q - self.points[i]) * self.normals[i]).sum(dim=-1)
+
     def sample(self) -> ImplicitBatch:
         g, n = self.generator, self.batch_size
-        n_surf = n // 2
+        n_surf, n_near = n // 2, n // 4
+        n_uni = n - n_surf - n_near
         i = torch.randint(0, self.points.shape[0], (n_surf,), generator=g)
-        n_off = n - n_surf
-        n_near = n_off // 2
         j = torch.randint(0, self.points.shape[0], (n_near,), generator=g)
         sigma = self.sigmas[torch.randint(0, len(self.sigmas), (n_near,), generator=g)]
-        near = self.points[j] + torch.randn(n_near, 3, generator=g) * sigma[:, None]
-        off = torch.cat([torch.rand(n_off - n_near, 3, generator=g), near]).clamp(0, 1)
+        near = (self.points[j] + torch.randn(n_near, 3, generator=g) * sigma[:, None]).clamp(0, 1)
+        uniform = torch.rand(n_uni, 3, generator=g)
         d = self.device
-        return ImplicitBatch(self.points[i].to(d), self.normals[i].to(d), off.to(d))
+        return ImplicitBatch(self.points[i].to(d), self.normals[i].to(d), near.to(d), self.plane_distance(near).to(d), uniform.to(d))
 
     def state_dict(self) -> dict:
         return {"generator": self.generator.get_state()}

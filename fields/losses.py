@@ -72,34 +72,48 @@ def implicit_surface_loss(
     surface: Float[Tensor, "n 3"],
     normals: Float[Tensor, "n 3"],
     off_surface: Float[Tensor, "m 3"],
+    near: Float[Tensor, "k 3"] | None = None,
+    near_sdf: Float[Tensor, " k"] | None = None,
     surface_weight: float = 30.0,
     normal_weight: float = 1.0,
     eikonal_weight: float = 0.5,
     off_surface_weight: float = 1.0,
     off_surface_alpha: float = 200.0,
+    near_weight: float = 10.0,
 ) -> ImplicitLoss:
-    """Point-cloud SDF loss (SIREN / IGR): with ``f = sdf_fn``,
+    """Point-cloud SDF loss (SIREN / IGR, plus an optional near-surface distance term): with ``f = sdf_fn``,
 
-    ``w_s·mean|f(x_s)| + w_n·mean(1 − cos(∇f(x_s), n_s)) + w_e·mean(‖∇f(x)‖ − 1)² + w_o·mean exp(−α|f(x_o)|)``
+    ``w_s·mean|f(x_s)| + w_n·mean(1 − cos(∇f(x_s), n_s)) + w_e·mean(‖∇f(x)‖ − 1)² + w_o·mean exp(−α|f(x_o)|)
+    + w_p·mean|f(x_p) − d_p|``
 
-    over surface points ``x_s`` with normals ``n_s`` and off-surface points ``x_o`` (the eikonal term over
-    both). Gradients come from autograd with ``create_graph``, so training differentiates through them.
+    over surface points ``x_s`` with normals ``n_s``, off-surface points ``x_o`` and near-surface points
+    ``x_p`` with approximate signed distances ``d_p`` (the eikonal term over all points). Gradients come
+    from autograd with ``create_graph``, so training differentiates through them (double backward).
+    ``per_sample`` is ordered surface, off-surface, near.
     """
-    n_s = surface.shape[0]
-    x = torch.cat([surface, off_surface]).detach().requires_grad_(True)
+    n_s, n_o = surface.shape[0], off_surface.shape[0]
+    parts = [surface, off_surface] + ([near] if near is not None else [])
+    x = torch.cat(parts).detach().requires_grad_(True)
     f = sdf_fn(x)
     grad = spatial_gradient(f, x)
-    f_s, f_o = f[:n_s].float(), f[n_s:].float()
+    f = f.float()
+    f_s, f_o, f_p = f[:n_s], f[n_s : n_s + n_o], f[n_s + n_o :]
     eik = eikonal_per_sample(grad)
     cos = torch.nn.functional.cosine_similarity(grad[:n_s].float(), normals.float(), dim=-1, eps=1e-8)
     surf = f_s.abs()
     normal = 1.0 - cos
     off = torch.exp(-off_surface_alpha * f_o.abs())
-    per_sample = torch.cat(
-        [surface_weight * surf + normal_weight * normal + eikonal_weight * eik[:n_s], off_surface_weight * off + eikonal_weight * eik[n_s:]]
-    )
+    per = [surface_weight * surf + normal_weight * normal, off_surface_weight * off]
     loss = surface_weight * surf.mean() + normal_weight * normal.mean() + eikonal_weight * eik.mean() + off_surface_weight * off.mean()
     terms = {"surface": float(surf.detach().mean()), "normal": float(normal.detach().mean()), "eikonal": float(eik.detach().mean()), "off": float(off.detach().mean())}
+    if near is not None:
+        if near_sdf is None:
+            raise ValueError("near points need near_sdf targets")
+        err = (f_p - near_sdf.float()).abs()
+        per.append(near_weight * err)
+        loss = loss + near_weight * err.mean()
+        terms["near"] = float(err.detach().mean())
+    per_sample = torch.cat(per) + eikonal_weight * eik
     return ImplicitLoss(loss=loss, per_sample=per_sample, terms=terms)
 
 

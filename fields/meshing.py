@@ -6,11 +6,14 @@
 very same values (the plane is evaluated once and reused), so they coincide exactly and are merged: the
 result is one connected, watertight mesh, as if marching cubes had seen the whole grid.
 
-For signed distance fields, ``lipschitz`` enables sparse evaluation: the field is first evaluated at the
-centre of every ``block³`` block; a block whose centre value is farther from the level than
-``lipschitz · (block half-diagonal + cell diagonal)`` cannot contain (or border) the surface, so its
-samples are not evaluated but filled with the centre value (right sign, no triangles). Only use it for
-fields with a bounded gradient (SDFs: ``|∇f| ≈ 1``); occupancy logits and densities must not.
+For signed distance fields, ``lipschitz`` enables sparse evaluation by hierarchical culling: the field
+is evaluated at the centres of coarse blocks; a block whose centre value is farther from the level than
+``lipschitz · (block half-diagonal + cell edge)`` can neither contain the surface nor border a cell that
+does, so it is filled with its centre value (right sign, no triangles, and no sign change on any edge
+it shares with an evaluated sample); the other blocks are split in eight and tested again, down to
+``block``-sized leaves whose samples are all evaluated. The mesh is then identical to the dense one while
+only a shell a few cells thick around the surface is evaluated. Only use it for fields with a bounded
+gradient (SDFs: ``|∇f| ≈ 1``); occupancy logits and densities must be evaluated densely.
 
 Used by the SDF exporter (``app/export_mesh.py``) and reusable for NeRF density (``inside="above"``).
 No file I/O here.
@@ -60,13 +63,14 @@ class MeshData:
         """Closed 2-manifold: every undirected edge belongs to exactly two faces, used once in each direction."""
         if self.n_faces == 0:
             return False
-        f = self.faces
-        directed = np.concatenate([f[:, [0, 1]], f[:, [1, 2]], f[:, [2, 0]]])
-        undirected = np.sort(directed, axis=1)
-        _, counts = np.unique(undirected, axis=0, return_counts=True)
+        f = self.faces.astype(np.int64)
+        a = np.concatenate([f[:, 0], f[:, 1], f[:, 2]])
+        b = np.concatenate([f[:, 1], f[:, 2], f[:, 0]])
+        n = int(f.max()) + 1
+        _, counts = np.unique(np.minimum(a, b) * n + np.maximum(a, b), return_counts=True)
         if not (counts == 2).all():
             return False
-        _, dcounts = np.unique(directed, axis=0, return_counts=True)
+        _, dcounts = np.unique(a * n + b, return_counts=True)
         return bool((dcounts == 1).all())
 
     def transformed(self, scale: float, offset: Float[np.ndarray, " 3"]) -> "MeshData":
@@ -138,11 +142,11 @@ def extract_mesh(
     level: float = 0.0,
     inside: Inside = "below",
     chunk: int = 262144,
-    block: int = 8,
+    block: int | None = None,
     lipschitz: float | None = None,
     close_boundary: bool = True,
     device: torch.device | str = "cpu",
-    slab_voxels: int = 1 << 25,
+    slab_voxels: int = 1 << 23,
     on_row: Callable[[int, np.ndarray], None] | None = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> tuple[MeshData, dict]:
@@ -151,7 +155,8 @@ def extract_mesh(
     Args:
         resolution: samples per axis (corner-aligned: spacing ``(hi − lo)/(resolution − 1)``).
         chunk: points per ``value_fn`` call (bounds activation memory).
-        block: z-planes per row, and the side of the blocks ``lipschitz`` skips.
+        block: z-planes per row and the side of the leaf blocks of sparse evaluation (default: the smallest
+            power of two ≥ 2 with at most 128³ blocks: 2 up to 256³, 4 at 512³, 8 at 1024³).
         lipschitz: bound on ``|∇value_fn|`` that enables sparse evaluation (SDFs only); ``None``: dense.
         close_boundary: treat the box's outermost samples as outside, so the mesh is closed even where the
             solid touches the box.
@@ -168,7 +173,8 @@ def extract_mesh(
         raise ValueError(f"resolution must be ≥ 2, got {resolution}")
     if on_row is not None and lipschitz is not None:
         raise ValueError("on_row needs exact values everywhere: use dense evaluation (lipschitz=None)")
-    R, B = resolution, block
+    R = resolution
+    B = block or max(2, 1 << max(0, int(np.ceil(np.log2(R / 128)))))
     res3 = (R, R, R)
     axes = grid_axes(bbox, R)
     outside_value = np.float32(level + 1e-6 * (1 + abs(level))) if inside == "below" else np.float32(level - 1e-6 * (1 + abs(level)))
@@ -177,18 +183,12 @@ def extract_mesh(
     ends = np.minimum(starts + B, R)  # exclusive
     evaluated = 0
 
-    # Coarse pass: one value per block (at the block's centre) decides which blocks need every sample.
-    near = coarse = None
+    # Hierarchical culling: near[i, j, k] says leaf block (i, j, k) needs every sample; elsewhere the
+    # grid is filled with fill[...] (the centre value of the largest block found to be far).
+    near = fill = None
     if lipschitz is not None:
-        centres = [0.5 * (ax[starts] + ax[ends - 1]) for ax in axes]
-        cx, cy, cz = np.meshgrid(*centres, indexing="ij")
-        pts = np.stack([cx, cy, cz], axis=-1).reshape(-1, 3)
-        coarse = _evaluate(value_fn, pts, chunk, device).reshape(n_blocks, n_blocks, n_blocks)
-        evaluated += pts.shape[0]
-        step = np.array([ax[1] - ax[0] for ax in axes])
-        half_diag = 0.5 * np.linalg.norm((B - 1) * step)
-        radius = lipschitz * (half_diag + np.linalg.norm(step))
-        near = np.abs(coarse - level) <= radius
+        near, fill, n_coarse = _cull(value_fn, axes, R, B, level, lipschitz, chunk, device)
+        evaluated += n_coarse
 
     rows_per_slab = max(1, slab_voxels // (R * R * B))
     verts_parts: list[np.ndarray] = []
@@ -215,8 +215,8 @@ def extract_mesh(
                     on_row(za, vals)
             else:
                 # Far blocks: the centre value (sign-correct); near blocks: every sample.
-                bx = np.minimum(np.arange(R) // B, n_blocks - 1)
-                vals = coarse[bx][:, bx, r][:, :, None].repeat(zb - za, axis=2).astype(np.float32)
+                bx = np.arange(R) // B
+                vals = fill[bx][:, bx, r][:, :, None].repeat(zb - za, axis=2).astype(np.float32)
                 nb = np.argwhere(near[:, :, r])
                 if len(nb):
                     offs = np.arange(B)
@@ -277,6 +277,45 @@ def extract_mesh(
     else:
         mesh = MeshData(_index_to_world(np.concatenate(verts_parts), bbox, res3), np.concatenate(faces_parts))
     return mesh, {"evaluated": evaluated, "dense": R**3, "peak_slab_voxels": peak, "unmatched": unmatched}
+
+
+def _cull(
+    value_fn: ValueFn, axes: list[np.ndarray], R: int, B: int, level: float, lipschitz: float, chunk: int, device
+) -> tuple[np.ndarray, np.ndarray, int]:
+    """Leaf-block ``(near, fill)`` grids by coarse-to-fine block tests (see the module docstring)."""
+    n_leaf = -(-R // B)
+    depth = max(0, int(np.ceil(np.log2(max(1.0, n_leaf / 16)))))  # top level has ≤ 16 blocks per axis
+    lo = np.array([ax[0] for ax in axes])
+    h = np.array([ax[1] - ax[0] for ax in axes])
+    edge = float(h.max())
+    evaluated = 0
+    idx = None  # (k, 3) block indices to test at the current level
+    parent_fill = None
+    for lvl in range(depth, -1, -1):
+        size = B << lvl  # samples per block side at this level
+        n = -(-R // size)
+        if idx is None:
+            idx = np.stack(np.meshgrid(*[np.arange(n)] * 3, indexing="ij"), axis=-1).reshape(-1, 3)
+        centres = lo + (idx * size + 0.5 * (size - 1)) * h
+        vals = _evaluate(value_fn, centres, chunk, device)
+        evaluated += len(idx)
+        radius = lipschitz * (0.5 * np.linalg.norm((size - 1) * h) + edge)
+        is_near = np.abs(vals - level) <= radius
+        fill = np.empty((n, n, n), dtype=np.float32)
+        if parent_fill is None:
+            fill[:] = np.float32(level + radius + 1.0)
+        else:
+            fill[:] = parent_fill.repeat(2, 0).repeat(2, 1).repeat(2, 2)[:n, :n, :n]
+        fill[idx[:, 0], idx[:, 1], idx[:, 2]] = vals
+        near = np.zeros((n, n, n), dtype=bool)
+        near[idx[:, 0], idx[:, 1], idx[:, 2]] = is_near
+        parent_fill = fill
+        if lvl > 0:
+            kids = (idx[is_near][:, None, :] * 2 + np.stack(np.meshgrid(*[np.arange(2)] * 3, indexing="ij"), -1).reshape(1, 8, 3)).reshape(-1, 3)
+            n_child = -(-R // (size // 2))
+            idx = kids[(kids < n_child).all(axis=1)]
+    assert near is not None and parent_fill is not None
+    return near, parent_fill, evaluated
 
 
 __all__ = ["MeshData", "extract_mesh", "grid_axes", "marching_cubes", "vertex_normals"]

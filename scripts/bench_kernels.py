@@ -94,7 +94,7 @@ def run_mlp(args, dev: torch.device) -> list[dict]:
     impls = ["eager-fp32", "eager-fp16", "eager-bf16"]
     if dev.type == "cuda":
         impls += ["compile-fp16"] if args.compile else []
-        impls += ["triton-fp16", "triton-bf16"] if has_triton() else []
+        impls += (["triton-fp16"] + (["triton-bf16"] if args.triton_bf16 else [])) if has_triton() else []
         impls += ["tcnn-fp16"] if has_tcnn() else []
     rows = []
     compiled: dict = {}
@@ -203,21 +203,22 @@ def run_hashgrid(args, dev: torch.device) -> list[dict]:
     for d, t in ((3, 19), (2, 19), (3, 14)):
         for batch in args.hg_batches:
             x = torch.rand(batch, d, device=dev)
+            enc = HashGridEncodingConfig(log2_table_size=t).setup(d).to(dev)
+            gy = torch.randn(batch, enc.out_dim, device=dev)
             for impl in impls:
-                cfg = HashGridEncodingConfig(log2_table_size=t)
-                if "backend" in HashGridEncodingConfig.__dataclass_fields__:
-                    cfg = HashGridEncodingConfig(log2_table_size=t, backend=impl)  # type: ignore[call-arg]
-                elif impl != "torch":
-                    continue
-                enc = cfg.setup(d).to(dev)
-                gy = torch.randn(batch, enc.out_dim, device=dev)
+                if impl == "triton":
+                    from fields.kernels.hashgrid_triton import hash_grid_encode_triton
 
-                def fwd(enc=enc, x=x):
+                    run = lambda x, enc=enc: hash_grid_encode_triton(x, enc.table, enc.layout)  # noqa: E731
+                else:
+                    run = enc
+
+                def fwd(run=run, x=x):
                     with torch.no_grad():
-                        enc(x)
+                        run(x)
 
-                def fwd_bwd(enc=enc, x=x, gy=gy):
-                    enc(x).backward(gy)
+                def fwd_bwd(run=run, x=x, gy=gy):
+                    run(x).backward(gy)
 
                 try:
                     t_f = bench_ms(fwd, args.warmup, args.rep)
@@ -263,6 +264,7 @@ def main() -> None:
     p.add_argument("--depths", type=int, nargs="+", default=[2, 5, 8], help="hidden layers")
     p.add_argument("--batches", type=int, nargs="+", default=[2**14, 2**16, 2**18, 2**21])
     p.add_argument("--hg-batches", type=int, nargs="+", default=[2**16, 2**18, 2**21])
+    p.add_argument("--triton-bf16", action="store_true", help="also time the Triton kernels in bf16")
     p.add_argument("--no-compile", dest="compile", action="store_false", help="skip torch.compile")
     p.add_argument("--compile-shapes", default="64x5,128x5", help="width x depth pairs timed with torch.compile (compiling is slow)")
     p.add_argument("--tune", action="store_true", help="sweep launch configs and weight-gradient strategies first")

@@ -133,3 +133,14 @@ def test_module_init_groups_and_output():
     x = torch.rand(5, 2)
     torch.testing.assert_close(enc(x), hash_grid_encode(x, enc.table, enc.layout))
     assert "weight_decay" not in HashGridEncodingConfig(n_levels=1, log2_table_size=4).setup(2).param_groups(1.0)[0]
+
+
+def test_reference_stays_fp32_under_autocast():
+    enc = HashGridEncodingConfig(n_levels=3, log2_table_size=6, base_resolution=2, max_resolution=16).setup(3)
+    x = torch.rand(20, 3)
+    expected = enc(x)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = enc(x)
+        out.sum().backward()
+    assert out.dtype == torch.float32 and enc.table.grad.dtype == torch.float32
+    torch.testing.assert_close(out, expected, rtol=0, atol=0)

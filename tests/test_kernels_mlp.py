@@ -3,8 +3,8 @@
 Without CUDA the kernels run on the CPU through Triton's interpreter (``TRITON_INTERPRET=1``, set here
 before the kernel module is imported) at small sizes; with CUDA the same tests run compiled at full size.
 Error measure: ‖a − b‖ / ‖b‖ over the whole tensor. Tolerances per compute dtype (``TOL``): the
-reference rounds exactly like the kernel, so what remains is fp32 summation order (and, on CUDA, fp32
-dots running as tf32 in the kernel, while the reference's fp32 matmul does not). Gradients of deep
+reference rounds exactly like the kernel, so what remains is fp32 summation order (and, on CUDA, the kernel's
+fp32 dots run as tf32: 10-bit mantissa, hence the fp32 tolerance there). Gradients of deep
 low-precision networks may also differ by up to half of the reference's own error against exact
 (float64) arithmetic: one rounding flip early in the backward pass moves everything after it.
 """
@@ -178,7 +178,7 @@ def test_mlp_module_triton_backend_matches_torch_backend(fm, caplog):
     assert fused.backend_for(DEV) == "triton"
     assert "backend 'triton'" in caplog.text
     y_ref = ref(x)
-    assert rel(y, y_ref) < (5e-3 if CUDA else 1e-5)  # fp32 input: fp32 kernel (tf32 dots on CUDA)
+    assert rel(y, y_ref) < (5e-3 if CUDA else 1e-5)  # fp32 input: fp32 kernel (tf32 on CUDA)
     y.float().sum().backward()
     y_ref.float().sum().backward()
     for (name, a), b in zip(fused.named_parameters(), ref.parameters()):

@@ -17,7 +17,7 @@ from data.images import encode_image, srgb_to_linear
 from data.synthetic import test_image as make_test_image
 from fields.capabilities import HasProgressMap
 from fields.encodings import FourierEncodingConfig
-from fields.encodings.sape import SAPEConfig
+from fields.encodings.sape import SAPEConfig, fill_unvisited
 
 
 def dense_reference_mask(blocks: torch.Tensor, n_blocks: int, k: int, x: torch.Tensor) -> torch.Tensor:
@@ -110,14 +110,24 @@ def test_a_cell_below_epsilon_never_advances():
     assert isinstance(enc, HasProgressMap) and levels.shape == (res, res) and abs(float(levels.max()) - 7 / 20) < 1e-7
 
 
-def test_unvisited_cells_take_their_neighbours_mean_and_progress_stops():
-    enc = SAPEConfig(n_features=3, grid_resolution=4, block_iterations=1, epsilon=0.5, blur=3).setup(2, max_steps=6)
-    enc.update(1, torch.tensor([[0.125, 0.125]]), torch.tensor([10.0]))  # one sample in cell (0, 0)
-    assert int(enc.blocks[0, 0]) == 1 and int(enc.blocks[1, 1]) == 1  # (1,1) unvisited: neighbour mean 10/8 > 0.5
-    assert int(enc.blocks[3, 3]) == 0  # far away: neighbours' mean 0 → frozen
+def test_unvisited_cells_are_filled_from_their_visited_neighbours():
+    values = torch.tensor([5.0, 0.0, 0.0, 0.0, 1.0])
+    filled, known = fill_unvisited(values, torch.tensor([True, False, False, False, True]), 3)
+    torch.testing.assert_close(filled, torch.tensor([5.0, 5.0, 3.0, 1.0, 1.0]))  # round 1: cells 1, 3; round 2: cell 2
+    assert bool(known.all())
+    _, none = fill_unvisited(values, torch.zeros(5, dtype=torch.bool), 3)
+    assert not bool(none.any())
+
+
+def test_sparse_evidence_freezes_only_where_the_loss_is_low_and_progress_stops():
+    enc = SAPEConfig(n_features=3, grid_resolution=8, block_iterations=1, epsilon=0.5, blur=3).setup(2, max_steps=6)
+    samples = torch.tensor([[0.0625, 0.0625], [0.9375, 0.9375]])  # centres of cells (0, 0) and (7, 7)
+    enc.update(1, samples, torch.tensor([10.0, 0.01]))
+    assert int(enc.blocks[0, 0]) == 1 and int(enc.blocks[1, 2]) == 1  # unvisited, nearest evidence is high
+    assert int(enc.blocks[7, 7]) == 0 and int(enc.blocks[6, 5]) == 0  # unvisited, nearest evidence is low
     for step in range(2, 10):
-        enc.update(step, torch.rand(50, 2), torch.full((50,), 10.0))
-    assert int(enc.blocks.max()) == 3  # capped at num_blocks; updates past progress_steps are ignored
+        enc.update(step)  # no evidence at all: nothing freezes, cells in progress keep advancing
+    assert int(enc.blocks[0, 0]) == 3 and int(enc.blocks[7, 7]) == 0  # capped at num_blocks; frozen stays 0
 
 
 def test_3d_memory_is_bounded_by_the_cell_count():
@@ -148,7 +158,7 @@ def test_cli_train_sape_resumes_bit_exact_and_exports_the_mask_map(tmp_path, cap
     img = tmp_path / "img.png"
     img.write_bytes(encode_image(srgb_to_linear(make_test_image(16, 20, texture_cycles=4.0)), "png"))
     common = ["train", "image", "--data", str(img), "--method", "sape", "--steps", "16", "--batch-size", "256",
-              "--field.encoding.n-features", "16", "--field.encoding.grid-resolution", "8", "--field.encoding.block-iterations", "3",
+              "--field.encoding.n-features", "16", "--field.encoding.num-blocks", "16", "--field.encoding.grid-resolution", "8", "--field.encoding.block-iterations", "3",
               "--field.encoding.epsilon", "0.02", "--field.network.width", "16", "--field.network.n-hidden-layers", "1",
               "--eval-every", "0", "--checkpoint-every", "8", "--keep-checkpoints", "5", "--output-dir", str(tmp_path), "--progress", "False"]
     assert main([*common, "--name", "ref"]) == 0

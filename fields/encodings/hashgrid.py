@@ -177,15 +177,16 @@ def hash_grid_encode(x: Float[Tensor, "n d"], table: Float[Tensor, "m f"], layou
     """Encode unit-cube points with a multi-resolution hash grid; output ``(n, L·F)``, level-major.
 
     ``table`` is the flat ``(layout.n_rows, F)`` parameter. Computation happens in ``table``'s dtype
-    (fp32 in training, fp64 in the reference tests).
+    (fp32 in training, also under autocast; fp64 in the reference tests).
     """
     check_points(x, layout.in_dim)
     if table.shape[0] != layout.n_rows:
         raise ValueError(f"table has {table.shape[0]} rows, the layout needs {layout.n_rows}")
     n, feats = x.shape[0], table.shape[1]
-    rows, weights = hash_grid_indices_weights(x.to(table.dtype), layout)
-    gathered = _GatherRows.apply(table, rows.reshape(-1)).reshape(*rows.shape, feats)  # (n, L, C, F)
-    out = torch.einsum("nlc,nlcf->nlf", weights, gathered)
+    with torch.autocast(device_type=x.device.type, enabled=False):  # the reference interpolates in the table's dtype
+        rows, weights = hash_grid_indices_weights(x.to(table.dtype), layout)
+        gathered = _GatherRows.apply(table, rows.reshape(-1)).reshape(*rows.shape, feats)  # (n, L, C, F)
+        out = torch.einsum("nlc,nlcf->nlf", weights, gathered)
     return out.reshape(n, layout.n_levels * feats)
 
 

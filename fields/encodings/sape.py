@@ -12,7 +12,8 @@ its support: ``α_j(x) = Σ_i K_i(x)·[count_i > j]``.
 
 Feedback (after each optimizer step, through ``update``): the per-sample loss is splatted into the cells
 with the multilinear weights; every ``block_iterations`` steps the mean loss per cell is formed (cells
-not visited take their neighbours' mean), box-blurred, cells whose blurred loss is ≤ ε freeze for good
+not visited take the mean of their visited neighbours, repeatedly, so grids finer than the data still
+get values; cells no evidence reaches never freeze), box-blurred, cells whose blurred loss is ≤ ε freeze for good
 (``in_progress ← in_progress ∧ L > ε``), and every cell still in progress unmasks its next block (a hard
 step, as in the released code). All state is fixed-shape registered buffers.
 """
@@ -42,10 +43,19 @@ def box_blur(grid: Tensor, k: int) -> Tensor:
     return pool(x, k, stride=1)[0, 0]
 
 
-def neighbour_mean(grid: Tensor, k: int) -> Tensor:
-    """Mean of the ``k^d − 1`` neighbours of every cell (centre excluded), replicate padding."""
-    n = k ** grid.ndim
-    return (box_blur(grid, k) * n - grid) / (n - 1)
+def fill_unvisited(values: Tensor, known: Tensor, k: int) -> tuple[Tensor, Tensor]:
+    """Give every unknown cell the mean of its known neighbours (``k^d`` window), repeated until every cell
+    is reached from the known ones (at most ``res`` rounds). Returns the filled values and the known mask."""
+    values, known = values.clone(), known.clone()
+    for _ in range(max(values.shape)):
+        if bool(known.all()) or not bool(known.any()):
+            break
+        weight = box_blur(known.float(), k)
+        mean = box_blur(torch.where(known, values, torch.zeros_like(values)), k) / weight.clamp(min=1e-12)
+        new = ~known & (weight > 0)
+        values = torch.where(new, mean, values)
+        known = known | new
+    return values, known
 
 
 class SAPEEncoding(FourierFeatureEncoding):
@@ -59,7 +69,8 @@ class SAPEEncoding(FourierFeatureEncoding):
         self.res = config.grid_resolution or DEFAULT_RESOLUTION[in_dim]
         if self.res < 2:
             raise ValueError(f"SAPE grid_resolution must be ≥ 2, got {self.res}")
-        self.n_blocks = config.num_blocks or m
+        # Default: one block per frequency, grouped when training is too short to open them one step apart.
+        self.n_blocks = config.num_blocks or min(m, max(1, int(max_steps) // 2))
         if not 1 <= self.n_blocks <= m:
             raise ValueError(f"SAPE num_blocks must be in [1, {m}], got {self.n_blocks}")
         self.block_iterations = config.block_iterations or max(1, int(max_steps) // (2 * self.n_blocks))
@@ -125,9 +136,10 @@ class SAPEEncoding(FourierFeatureEncoding):
         counts = self.blocks.reshape(-1)[idx].long()  # (n, S)
         hist = torch.zeros(x.shape[0], self.n_blocks + 1, device=x.device, dtype=torch.float32)
         hist.scatter_add_(1, counts, w)
-        tail = hist.flip(1).cumsum(1).flip(1)  # tail[:, c] = weight of support cells with count ≥ c
-        # Block j is on where count > j; dividing by the total weight makes all-on exactly 1 and all-off exactly 0.
-        return (tail[:, 1:] / tail[:, :1]).clamp(0.0, 1.0)
+        # Block j is on where count > j: α_j = 1 − (weight of counts ≤ j) / (total weight). Normalizing by the
+        # total makes all-on exactly 1 and all-off exactly 0 despite rounding in the weights.
+        below = hist[:, :-1].cumsum(1)
+        return (1.0 - below / hist.sum(1, keepdim=True)).clamp(0.0, 1.0)
 
     def feature_weights(self, x: Tensor) -> Tensor:
         return self.block_mask(x)[:, self.block_of_feature]
@@ -154,10 +166,9 @@ class SAPEEncoding(FourierFeatureEncoding):
         """Close a block period: freeze cells whose blurred mean loss is ≤ ε, unmask one more block elsewhere."""
         visited = self.weight_sum > 0
         mean = torch.where(visited, self.loss_sum / self.weight_sum.clamp(min=1e-30), torch.zeros_like(self.loss_sum))
-        if not bool(visited.all()):
-            mean = torch.where(visited, mean, neighbour_mean(mean, self.k))
+        mean, known = fill_unvisited(mean, visited, self.k)
         blurred = box_blur(mean, self.k)
-        self.in_progress &= blurred > self.config.epsilon  # type: ignore[attr-defined]
+        self.in_progress &= (blurred > self.config.epsilon) | ~known  # type: ignore[attr-defined]  # no evidence: no freezing
         self.blocks += (self.in_progress & (self.blocks < self.n_blocks)).int()
         self.loss_sum.zero_()
         self.weight_sum.zero_()
@@ -174,7 +185,7 @@ class SAPEConfig(FourierEncodingConfig):
     epsilon: float = 1e-3
     """Loss threshold ε in per-sample loss units (1e-3: per-pixel MSE on [0,1] colours); cells at or below it freeze."""
     num_blocks: int | None = None
-    """Number of frequency blocks (default: one block per frequency)."""
+    """Number of frequency blocks (default: one per frequency, or max_steps/2 contiguous groups in shorter runs)."""
     block_iterations: int | None = None
     """Steps between block updates (default: max_steps / (2·num_blocks), so all blocks can open by mid-training)."""
     blur: int | None = None

@@ -127,10 +127,30 @@ def choose_backend(
     return "torch"
 
 
+class hopper_mma_v2:
+    """Context manager: compile Triton kernels launched inside it without Hopper's wgmma (``DISABLE_MMA_V3``).
+
+    With wgmma, Triton 3.6 miscompiled the fused MLP backward on an H100: compute-sanitizer reported
+    out-of-bounds shared-memory reads inside ``tl.dot`` and results were wrong or faulted at some shapes;
+    with the mma.sync path every parity case passed (``/work/notes/kernels.md``). The variable is read
+    when a kernel compiles (its first launch per config); it has no effect on other GPUs.
+    """
+
+    def __enter__(self):
+        self._old = os.environ.get("DISABLE_MMA_V3")
+        os.environ["DISABLE_MMA_V3"] = "1"
+
+    def __exit__(self, *exc):
+        if self._old is None:
+            os.environ.pop("DISABLE_MMA_V3", None)
+        else:
+            os.environ["DISABLE_MMA_V3"] = self._old
+
+
 def __getattr__(name: str):
     if name in _LAZY_MODULES:
         return importlib.import_module(f"fields.kernels.{name}")
     raise AttributeError(f"module 'fields.kernels' has no attribute {name!r}")
 
 
-__all__ = ["Backend", "Impl", "choose_backend", "has_tcnn", "has_triton", "log_once", "triton_interpreting"]
+__all__ = ["Backend", "Impl", "choose_backend", "hopper_mma_v2", "has_tcnn", "has_triton", "log_once", "triton_interpreting"]

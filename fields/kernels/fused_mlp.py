@@ -41,6 +41,7 @@ import triton.language as tl
 from jaxtyping import Float
 from torch import Tensor
 
+from fields.kernels import hopper_mma_v2
 from fields.kernels.fused_mlp_reference import (
     FUSED_WIDTHS,
     OUTPUT_ACTIVATIONS,
@@ -79,7 +80,8 @@ def interpreting() -> bool:
 @no_type_check  # keeps the jaxtyping import hook (tests) off the kernel's source
 def _mm(a, b, UPCAST: tl.constexpr):
     """``a @ b`` with fp32 accumulation. UPCAST: fp32 operands (exact for bf16/fp16 products); used only
-    under the CPU interpreter, whose bf16 ``tl.dot`` is wrong in Triton 3.9."""
+    under the CPU interpreter, whose bf16 ``tl.dot`` is wrong in Triton 3.9. fp32 operands run as tf32
+    on the GPU (10-bit mantissa, like fp16)."""
     if UPCAST:
         return tl.dot(a.to(tl.float32), b.to(tl.float32))
     else:
@@ -216,12 +218,15 @@ def _mlp_bwd_kernel(
     dz = dy.to(tl.float32) * _out_act_grad(z, OUT_ACT)
     dz_c = _cast(dz, DTYPE, UPCAST)
     if ATOMIC:
-        dwo = _mm(tl.trans(dz_c), h, UPCAST)  # (OUT_PAD, WIDTH)
-        tl.atomic_add(dw_base + w_out + o[:, None] * WIDTH + cols[None, :], dwo, mask=omask[:, None])
+        # dW^T = h^T dz with h^T loaded transposed from memory: no register transpose feeds the MMA (with
+        # tl.trans(dz) as the A operand, compute-sanitizer saw out-of-bounds shared reads; Triton 3.6, H100)
+        hT = tl.load(ACTS + ((N_HIDDEN - 1) * n_rows + rows[None, :]) * WIDTH + cols[:, None], mask=rmask[None, :], other=0.0)
+        dwoT = _mm(hT, dz_c, UPCAST)  # (WIDTH, OUT_PAD)
+        tl.atomic_add(dw_base + w_out + o[None, :] * WIDTH + cols[:, None], dwoT, mask=omask[None, :])
         if HAS_BIAS:
             tl.atomic_add(db_base + N_HIDDEN * WIDTH + o, tl.sum(dz_c.to(tl.float32), axis=0), mask=omask)
     else:
-        dz_out = DZ + N_HIDDEN * n_rows * WIDTH
+        dz_out = DZ + n_rows.to(tl.int64) * (N_HIDDEN * WIDTH)
         tl.store(dz_out + rows[:, None] * OUT_PAD + o[None, :], dz_c, mask=rmask[:, None])
     w = tl.load(W + w_out + o[:, None] * WIDTH + cols[None, :], mask=omask[:, None], other=0.0)  # (OUT_PAD, WIDTH)
     dh = _mm(dz_c, w, UPCAST)  # (BLOCK_M, WIDTH)
@@ -234,8 +239,9 @@ def _mlp_bwd_kernel(
         h_prev = tl.load(ACTS + ((l - 1) * n_rows + rows[:, None]) * WIDTH + cols[None, :], mask=rmask[:, None], other=0.0)
         wl_off = WIDTH * in_dim + (l - 1) * WIDTH * WIDTH
         if ATOMIC:
-            dwl = _mm(tl.trans(dzl_c), h_prev, UPCAST)  # (WIDTH, WIDTH)
-            tl.atomic_add(dw_base + wl_off + cols[:, None] * WIDTH + cols[None, :], dwl)
+            hpT = tl.load(ACTS + ((l - 1) * n_rows + rows[None, :]) * WIDTH + cols[:, None], mask=rmask[None, :], other=0.0)
+            dwlT = _mm(hpT, dzl_c, UPCAST)  # (WIDTH in, WIDTH out)
+            tl.atomic_add(dw_base + wl_off + cols[None, :] * WIDTH + cols[:, None], dwlT)
             if HAS_BIAS:
                 tl.atomic_add(db_base + l * WIDTH + cols, tl.sum(dzl_c.to(tl.float32), axis=0))
         else:
@@ -250,10 +256,10 @@ def _mlp_bwd_kernel(
     k_in = tl.arange(0, IN_PAD)
     kmask = k_in < in_dim
     if ATOMIC:
-        x = tl.load(X + rows[:, None] * stride_x + k_in[None, :], mask=rmask[:, None] & kmask[None, :], other=0.0)
-        x = _cast(x, DTYPE, UPCAST)
-        dw0 = _mm(tl.trans(dz_c), x, UPCAST)  # (WIDTH, IN_PAD)
-        tl.atomic_add(dw_base + cols[:, None] * in_dim + k_in[None, :], dw0, mask=kmask[None, :])
+        xT = tl.load(X + rows[None, :] * stride_x + k_in[:, None], mask=rmask[None, :] & kmask[:, None], other=0.0)
+        xT = _cast(xT, DTYPE, UPCAST)
+        dw0T = _mm(xT, dz_c, UPCAST)  # (IN_PAD, WIDTH)
+        tl.atomic_add(dw_base + cols[None, :] * in_dim + k_in[:, None], dw0T, mask=kmask[:, None])
         if HAS_BIAS:
             tl.atomic_add(db_base + cols, tl.sum(dz_c.to(tl.float32), axis=0))
     else:
@@ -287,12 +293,12 @@ def _wgrad_splitk_kernel(
     for r0 in range(start, start + rows_per_prog, BLOCK_M):
         rows = (r0 + tl.arange(0, BLOCK_M)).to(tl.int64)
         rmask = rows < n_rows
-        a = tl.load(a_ptr + rows[:, None] * stride_a + ia[None, :], mask=rmask[:, None] & (ia[None, :] < n_a), other=0.0)
+        aT = tl.load(a_ptr + rows[None, :] * stride_a + ia[:, None], mask=rmask[None, :] & (ia[:, None] < n_a), other=0.0)
         b = tl.load(b_ptr + rows[:, None] * stride_b + ib[None, :], mask=rmask[:, None] & (ib[None, :] < n_b), other=0.0)
-        b = _cast(b, a.dtype, UPCAST)
-        acc += _mm(tl.trans(a), b, UPCAST)
+        b = _cast(b, aT.dtype, UPCAST)
+        acc += _mm(aT, b, UPCAST)
         if HAS_BIAS:
-            bacc += tl.sum(a.to(tl.float32), axis=0)
+            bacc += tl.sum(aT.to(tl.float32), axis=1)
     n_layers = tl.num_programs(1)
     p = P + ((split * n_layers + layer).to(tl.int64) * A_PAD) * B_PAD
     tl.store(p + ia[:, None] * B_PAD + ib[None, :], acc)
@@ -326,7 +332,8 @@ def _launch(kernel, n: int, config: tuple[int, int, int], *args, **kwargs):
     while True:
         try:
             grid = (triton.cdiv(n, bm),)
-            return kernel[grid](*args, **kwargs, BLOCK_M=bm, num_warps=warps, num_stages=stages)
+            with hopper_mma_v2():
+                return kernel[grid](*args, **kwargs, BLOCK_M=bm, num_warps=warps, num_stages=stages)
         except triton.runtime.errors.OutOfResources:
             if bm <= 16:
                 raise
@@ -409,10 +416,11 @@ def _splitk_wgrad(x: Tensor, acts: Tensor, dz: Tensor, meta: _Meta, n: int) -> t
     def launch(a: Tensor, bm: Tensor, n_layers: int, a_ls: int, b_ls: int, n_a: int, n_b: int, a_pad: int, b_pad: int, sa: int, sb: int):
         p = torch.empty((splits, n_layers, a_pad, b_pad), device=dev, dtype=torch.float32)
         pb = torch.empty((splits, n_layers, a_pad), device=dev, dtype=torch.float32)
-        _wgrad_splitk_kernel[(splits, n_layers)](
-            a, bm, p, pb, n, a_ls, b_ls, n_a, n_b, sa, sb, rows_per,
-            A_PAD=a_pad, B_PAD=b_pad, HAS_BIAS=has_bias, BLOCK_M=SPLITK_BLOCK_M, UPCAST=up, num_warps=4, num_stages=1 if meta.dtype == torch.float32 else 2,
-        )  # fmt: skip
+        with hopper_mma_v2():
+            _wgrad_splitk_kernel[(splits, n_layers)](
+                a, bm, p, pb, n, a_ls, b_ls, n_a, n_b, sa, sb, rows_per,
+                A_PAD=a_pad, B_PAD=b_pad, HAS_BIAS=has_bias, BLOCK_M=SPLITK_BLOCK_M, UPCAST=up, num_warps=4, num_stages=1 if meta.dtype == torch.float32 else 2,
+            )  # fmt: skip
         return p.sum(0), pb.sum(0)
 
     p0, b0 = launch(dz_h[0], x, 1, 0, 0, W, meta.in_dim, W, in_pad, W, x.stride(0))

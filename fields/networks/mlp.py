@@ -148,7 +148,7 @@ class MLPConfig(NetworkConfig):
     """Implementation: 'torch' (reference; any config and device), 'triton' (fused Triton kernels on CUDA:
     relu hidden layers, width 16/32/64/128, no skips), 'tcnn' (tiny-cuda-nn FullyFusedMLP: additionally
     bias=False), 'auto' (tcnn if installed and the config fits, else Triton on CUDA, else torch; logged once).
-    Fused backends compute in the autocast dtype (else the input dtype; fp32 runs as tf32)."""
+    Fused backends compute in the autocast dtype (else the input dtype; fp32 dots run as tf32)."""
 
     def setup(self, in_dim: int, out_dim: int, coord_dim: int, max_steps: int = 1) -> MLP:
         return MLP(in_dim, out_dim, self)

@@ -2,10 +2,12 @@
 
 A ``resolution³`` grid over the scene box holds a running estimate ``occ`` of each cell's opacity per
 step (``σ·step_size``) and a bitfield ``binary = occ > min(mean(occ), threshold)``. Every update
-evaluates ``sigma_fn`` at one jittered point in a set of cells (all cells during warm-up; afterwards a
-quarter of the cells uniformly plus a quarter drawn from the occupied ones) and sets
-``occ ← max(decay·occ, σ·step_size)`` there. All state is in fixed-shape buffers (checkpointable);
-randomness comes from a generator seeded by ``(seed, step)``, so a resumed run updates identically.
+evaluates ``sigma_fn`` at one jittered point in a set of cells (all cells during warm-up; afterwards
+``fraction/2`` of the cells uniformly plus as many drawn from the occupied ones: nerfacc's quarter +
+quarter for ``fraction = 0.5``) and sets ``occ ← max(decay·occ, σ·step_size)`` there. Cells never
+evaluated (``occ < 0``) count as occupied, so a cheap partial update never drops unexplored space.
+All state is in fixed-shape buffers (checkpointable); randomness comes from a generator seeded by
+``(seed, step)``, so a resumed run updates identically.
 """
 
 from collections.abc import Callable
@@ -22,7 +24,7 @@ class OccupancyGrid(nn.Module):
             raise ValueError(f"occupancy grid resolution must be ≥ 1, got {resolution}")
         self.resolution = resolution
         self.register_buffer("aabb", aabb.detach().float().clone())
-        self.register_buffer("occs", torch.zeros(resolution**3))
+        self.register_buffer("occs", torch.full((resolution**3,), -1.0))  # −1: never evaluated
         # Everything is occupied until the first update, so the first step samples the whole box.
         self.register_buffer("binary", torch.ones(resolution, resolution, resolution, dtype=torch.bool))
 
@@ -63,15 +65,16 @@ class OccupancyGrid(nn.Module):
         warmup_steps: int = 256,
         seed: int = 0,
         chunk: int = 65536,
+        fraction: float = 0.5,
     ) -> None:
         """One instant-ngp update from ``sigma_fn(points (n, 3)) → σ (n,)``."""
         gen = torch.Generator().manual_seed(seed * 1_000_003 + step)
         n = self.n_cells
         device = self.occs.device
-        if step < warmup_steps:
+        if step < warmup_steps or fraction >= 1.0:
             indices = torch.arange(n)
         else:
-            quarter = max(1, n // 4)
+            quarter = max(1, int(n * fraction / 2))
             uniform = torch.randint(0, n, (quarter,), generator=gen)
             occupied = torch.nonzero(self.binary.reshape(-1).cpu()).squeeze(-1)
             if occupied.numel():
@@ -86,11 +89,12 @@ class OccupancyGrid(nn.Module):
         occ = sig * step_size
         updated = self.occs.clone()
         # duplicates (a cell drawn twice) resolve to their maximum, independent of order
-        updated[indices] = torch.maximum(self.occs[indices] * decay, torch.zeros_like(occ))
+        updated[indices] = (self.occs[indices] * decay).clamp(min=0.0)
         updated.scatter_reduce_(0, indices, occ, reduce="amax")
         self.occs.copy_(updated)
-        thre = min(float(self.occs.mean()), threshold)
-        self.binary.copy_((self.occs > thre).reshape(self.binary.shape))
+        seen = self.occs >= 0
+        thre = min(float(self.occs[seen].mean()), threshold) if bool(seen.any()) else threshold
+        self.binary.copy_(((self.occs > thre) | ~seen).reshape(self.binary.shape))
 
     def occupancy_fraction(self) -> float:
         return float(self.binary.float().mean())

@@ -1,0 +1,145 @@
+#!/usr/bin/env python
+"""FreSh vs a full grid search: train every candidate value, compare with FreSh's pick made at initialization.
+
+For each image and each family (ff: Fourier σ, siren: ω₀, pe: top octave), FreSh ranks the candidates from
+untrained renders (several seeds); then every candidate is trained with the family's preset at equal steps.
+Reported: PSNR of FreSh's pick minus the best grid PSNR, and FreSh's selection time as a fraction of one
+training run. Example (CPU):
+    python scripts/bench_fresh.py --families ff,siren --count 2 --downscale 8 --steps 300
+Writes a rich table to stdout and JSON to scripts/results/bench_fresh[-TAG].json.
+"""
+
+import argparse
+import json
+import platform
+import sys
+import tempfile
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import torch
+from rich.console import Console
+from rich.table import Table
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from app.config import ImageTrainConfig, image_train_config  # noqa: E402
+from app.fresh_image import select_image_field  # noqa: E402
+from app.image_task import ImageTask  # noqa: E402
+from app.runs import RunDir  # noqa: E402
+from app.train import build_image_field  # noqa: E402
+from app.trainer import Trainer, resolve_device  # noqa: E402
+from data.images import load_image  # noqa: E402
+from data.samplers import PixelSampler  # noqa: E402
+from fields.fresh import FreshConfig, candidate_configs  # noqa: E402
+
+DEFAULT_IMAGES = ROOT.parent / "shared" / "data" / "kodak"
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".exr")
+
+
+def fit_config(config: ImageTrainConfig, target: torch.Tensor, device: str) -> dict:
+    """Train ``config`` on ``target`` ``(h, w, c)`` without writing checkpoints; PSNR/SSIM/time/params."""
+    dev = resolve_device(device)
+    field = build_image_field(config, target.shape[-1]).to(dev)
+    task = ImageTask(field, PixelSampler(target, config.trainer.batch_size, dev, seed=config.trainer.seed), target, config.loss)
+    with tempfile.TemporaryDirectory() as tmp:
+        trainer = Trainer(config.trainer, config.optim, task, RunDir(Path(tmp)), dev)
+        trainer.save = lambda: None  # type: ignore[method-assign]
+        t0 = time.perf_counter()
+        metrics = trainer.train()
+        seconds = time.perf_counter() - t0
+    return {"psnr": metrics["psnr"], "ssim": metrics["ssim"], "seconds": seconds, "params": field.num_parameters()}
+
+
+def bench_config(method: str, steps: int, batch_size: int, seed: int, device: str) -> ImageTrainConfig:
+    base = image_train_config(method)
+    return replace(base, trainer=replace(base.trainer, steps=steps, batch_size=batch_size, eval_every=0, checkpoint_every=0,
+                                         log_every=10**9, progress=False, seed=seed, device=device))
+
+
+def list_images(folder: Path, count: int) -> list[Path]:
+    return sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)[:count]
+
+
+def spearman(a: list[float], b: list[float]) -> float:
+    ra, rb = np.argsort(np.argsort(a)), np.argsort(np.argsort(b))
+    return float(np.corrcoef(ra, rb)[0, 1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--images", type=Path, default=DEFAULT_IMAGES, help="folder of images (default: ../shared/data/kodak)")
+    parser.add_argument("--count", type=int, default=2, help="use the first N images (default 2)")
+    parser.add_argument("--families", default="ff,siren", help="comma-separated presets whose hyperparameter is tuned: ff, siren, pe")
+    parser.add_argument("--values", default="", help="candidate values, comma-separated (default: each family's FreSh grid)")
+    parser.add_argument("--siren-values", default="", help="candidate values for the siren family (overrides --values for it)")
+    parser.add_argument("--steps", type=int, default=300)
+    parser.add_argument("--batch-size", type=int, default=4096)
+    parser.add_argument("--downscale", type=int, default=8, help="integer downscale of the images (8: Kodak at 96×64)")
+    parser.add_argument("--seeds", type=int, default=10, help="FreSh initializations per candidate")
+    parser.add_argument("--crop", type=int, default=64, help="FreSh spectrum entries K")
+    parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--tag", default="")
+    args = parser.parse_args()
+
+    images = list_images(args.images, args.count) if args.images.is_dir() else []
+    if not images:
+        parser.error(f"{args.images}: no images found")
+    console = Console(width=170)
+    rows, summary = [], {}
+    for family in [f for f in args.families.split(",") if f]:
+        config = bench_config(family, args.steps, args.batch_size, args.seed, args.device)
+        text = args.siren_values if family == "siren" and args.siren_values else args.values
+        values = tuple(float(v) for v in text.split(",") if v)
+        fresh = FreshConfig(values=values, seeds=args.seeds, crop=args.crop)
+        config = replace(config, fresh_search=fresh)
+        parameter, candidates = candidate_configs(config.field, values)
+        for path in images:
+            target = load_image(path, downscale=args.downscale).encoded()
+            _, result = select_image_field(config, target, resolve_device(args.device))
+            console.print(f"[bold]{family}[/] {path.name}: FreSh picks {result.best.label} in {result.seconds:.1f} s")
+            grid = []
+            for label, value, field in candidates:
+                r = fit_config(replace(config, field=field), target, args.device)
+                grid.append({"label": label, "value": value, **r})
+                console.print(f"  {label}: {r['psnr']:.2f} dB in {r['seconds']:.1f} s")
+            best = max(grid, key=lambda g: g["psnr"])
+            pick = next(g for g in grid if g["value"] == result.best.value)
+            distance = {s.value: s.distance for s in result.ranking}
+            train_s = float(np.mean([g["seconds"] for g in grid]))
+            rows.append({
+                "family": family, "parameter": parameter.name, "image": path.name, "resolution": f"{target.shape[1]}x{target.shape[0]}",
+                "fresh_pick": result.best.value, "fresh_psnr": pick["psnr"], "best_value": best["value"], "best_psnr": best["psnr"],
+                "delta_db": pick["psnr"] - best["psnr"], "selection_s": result.seconds, "train_s": train_s,
+                "selection_fraction": result.seconds / train_s, "grid_s": sum(g["seconds"] for g in grid),
+                "spearman_w1_vs_psnr": spearman([-distance[g["value"]] for g in grid], [g["psnr"] for g in grid]),
+                "fresh": result.to_dict(), "grid": grid,
+            })
+        fam = [r for r in rows if r["family"] == family]
+        summary[family] = {k: float(np.mean([r[k] for r in fam])) for k in ("delta_db", "selection_fraction", "selection_s", "train_s", "spearman_w1_vs_psnr")}
+
+    table = Table(title=f"FreSh vs grid search: {len(images)} images /{args.downscale}, {args.steps} steps, batch {args.batch_size}, {args.seeds} seeds, K={args.crop}")
+    for col in ("family", "image", "FreSh pick", "PSNR pick", "grid best", "PSNR best", "Δ dB", "select s", "train s", "select/train", "ρ(W1,PSNR)"):
+        table.add_column(col, justify="right")
+    for r in rows:
+        table.add_row(r["family"], r["image"], f"{r['fresh_pick']:g}", f"{r['fresh_psnr']:.2f}", f"{r['best_value']:g}", f"{r['best_psnr']:.2f}",
+                      f"{r['delta_db']:+.2f}", f"{r['selection_s']:.1f}", f"{r['train_s']:.1f}", f"{100 * r['selection_fraction']:.1f}%",
+                      f"{r['spearman_w1_vs_psnr']:+.2f}")
+    for fam, s in summary.items():
+        table.add_row(f"[bold]{fam} mean", "", "", "", "", "", f"{s['delta_db']:+.2f}", f"{s['selection_s']:.1f}", f"{s['train_s']:.1f}",
+                      f"{100 * s['selection_fraction']:.1f}%", f"{s['spearman_w1_vs_psnr']:+.2f}")
+    console.print(table)
+    dev = resolve_device(args.device)
+    device = torch.cuda.get_device_name() if dev.type == "cuda" else f"CPU ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads, shared)"
+    out = ROOT / "scripts" / "results" / f"bench_fresh{('-' + args.tag) if args.tag else ''}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps({"args": {k: str(v) for k, v in vars(args).items()}, "device": device, "summary": summary, "runs": rows}, indent=1))
+    console.print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,89 @@
+#!/usr/bin/env python
+"""σ sweep: Fourier-feature methods (ff, sape, c2f, pins) at several σ, equal steps: PSNR per σ and its spread.
+
+SAPE's claim: at least as good as FF at the same σ and far less sensitive to σ (large σ no longer adds
+noise in smooth regions). Example (CPU):
+    python scripts/bench_progressive.py --methods ff,sape --sigmas 5,10,20,40 --count 2 --downscale 8 --steps 300
+Writes a rich table to stdout and JSON to scripts/results/bench_progressive[-TAG].json.
+"""
+
+import argparse
+import dataclasses
+import json
+import platform
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import torch
+from rich.console import Console
+from rich.table import Table
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_fresh import DEFAULT_IMAGES, ROOT, bench_config, fit_config, list_images  # noqa: E402
+
+from app.config import IMAGE_METHODS  # noqa: E402
+from app.trainer import resolve_device  # noqa: E402
+from data.images import load_image  # noqa: E402
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--images", type=Path, default=DEFAULT_IMAGES, help="folder of images (default: ../shared/data/kodak)")
+    parser.add_argument("--count", type=int, default=2, help="use the first N images (default 2)")
+    parser.add_argument("--methods", default="ff,sape", help="comma-separated presets with a Fourier-feature σ (ff, sape, c2f, pins, cam)")
+    parser.add_argument("--sigmas", default="5,10,20,40", help="comma-separated σ values")
+    parser.add_argument("--steps", type=int, default=300)
+    parser.add_argument("--batch-size", type=int, default=4096)
+    parser.add_argument("--downscale", type=int, default=8, help="integer downscale of the images (8: Kodak at 96×64)")
+    parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--tag", default="")
+    args = parser.parse_args()
+
+    methods = [m for m in args.methods.split(",") if m]
+    for m in methods:
+        if m not in IMAGE_METHODS or not any(f.name == "sigma" for f in dataclasses.fields(IMAGE_METHODS[m].field.encoding)):
+            parser.error(f"{m!r} is not a preset with a Fourier-feature σ")
+    sigmas = [float(s) for s in args.sigmas.split(",") if s]
+    images = list_images(args.images, args.count) if args.images.is_dir() else []
+    if not images:
+        parser.error(f"{args.images}: no images found")
+    console = Console(width=170)
+    targets = {p.name: load_image(p, downscale=args.downscale).encoded() for p in images}
+    rows = []
+    for method in methods:
+        base = bench_config(method, args.steps, args.batch_size, args.seed, args.device)
+        for sigma in sigmas:
+            config = replace(base, field=replace(base.field, encoding=replace(base.field.encoding, sigma=sigma)))
+            for name, target in targets.items():
+                r = fit_config(config, target, args.device)
+                rows.append({"method": method, "sigma": sigma, "image": name, **r})
+                console.print(f"{method:>5} σ={sigma:g} {name}: {r['psnr']:.2f} dB in {r['seconds']:.1f} s")
+
+    summary: dict[str, dict] = {}
+    for method in methods:
+        per_sigma = {s: float(np.mean([r["psnr"] for r in rows if r["method"] == method and r["sigma"] == s])) for s in sigmas}
+        summary[method] = {"psnr_by_sigma": per_sigma, "spread_db": max(per_sigma.values()) - min(per_sigma.values()),
+                           "best_db": max(per_sigma.values()), "params": next(r["params"] for r in rows if r["method"] == method)}
+    h, w = next(iter(targets.values())).shape[:2]
+    table = Table(title=f"σ sweep: {len(images)} images at {w}×{h}, {args.steps} steps, batch {args.batch_size}; mean PSNR (dB)")
+    table.add_column("method")
+    for s in sigmas:
+        table.add_column(f"σ={s:g}", justify="right")
+    for col in ("spread", "best", "params"):
+        table.add_column(col, justify="right")
+    for method, s in summary.items():
+        table.add_row(method, *[f"{s['psnr_by_sigma'][x]:.2f}" for x in sigmas], f"{s['spread_db']:.2f}", f"{s['best_db']:.2f}", f"{s['params']:,}")
+    console.print(table)
+    dev = resolve_device(args.device)
+    device = torch.cuda.get_device_name() if dev.type == "cuda" else f"CPU ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads, shared)"
+    out = ROOT / "scripts" / "results" / f"bench_progressive{('-' + args.tag) if args.tag else ''}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps({"args": {k: str(v) for k, v in vars(args).items()}, "device": device, "summary": summary, "runs": rows}, indent=1))
+    console.print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    main()
