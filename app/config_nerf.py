@@ -95,6 +95,7 @@ def _ngp_field() -> FieldConfig:
         encoding=HashGridEncodingConfig(),
         network=MLPConfig(width=64, n_hidden_layers=1),
         head="radiance",
+        radiance=RadianceHeadConfig(density_bias=-1.0),  # nerfacc: σ = trunc_exp(raw − 1)
     )
 
 
@@ -105,7 +106,7 @@ NERF_METHODS: dict[str, MethodPreset] = {
             network=MLPConfig(width=256, n_hidden_layers=8, skips=(4,)),
             head="radiance",
             radiance=RadianceHeadConfig(
-                density_activation="relu",
+                density_activation="softplus",  # nerfstudio's vanilla NeRF; ReLU can start (and stay) empty
                 geo_feat_dim=256,
                 direction_encoding=FrequencyEncodingConfig(n_frequencies=4),
                 color_network=MLPConfig(width=128, n_hidden_layers=1),

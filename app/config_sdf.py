@@ -115,8 +115,8 @@ class SDFSamplingConfig:
 
 @dataclass(frozen=True)
 class ImplicitLossConfig:
-    """Point-cloud loss (SIREN/IGR): surface value, normal alignment, eikonal, off-surface penalty, and a
-    near-surface distance term."""
+    """Point-cloud loss (SIREN/IGR): surface value, normal alignment, eikonal, off-surface penalty, and an
+    approximate-distance term."""
 
     surface_weight: float = 30.0
     """Weight of mean |f| at surface points."""
@@ -128,9 +128,10 @@ class ImplicitLossConfig:
     """Weight of mean exp(−α|f|) at off-surface points (keeps spurious surfaces away)."""
     off_surface_alpha: float = 200.0
     """α of the off-surface penalty, per unit-cube unit."""
-    near_weight: float = 30.0
-    """Weight of mean |f − d| at near-surface points, d = signed distance to the nearest input point's
-    tangent plane (0 disables it: the pure SIREN/IGR loss, which needs many more steps)."""
+    distance_weight: float = 30.0
+    """Weight of mean |f − d| at off-surface points, d = approximate signed distance from the nearest
+    oriented input point (its tangent plane near the surface, the point itself farther away). 0 disables
+    it: the pure SIREN/IGR loss, which needs many more steps and leaves far-field sign errors."""
 
 
 @dataclass(frozen=True)

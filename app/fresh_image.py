@@ -4,7 +4,6 @@
 scoring itself is the generic ``fields.fresh.fresh_select``.
 """
 
-import dataclasses
 import json
 from dataclasses import replace
 
@@ -19,25 +18,16 @@ from app.runs import RunDir
 from data.errors import InputError
 from data.samplers import pixel_coords
 from fields.field import Field, FieldConfig
-from fields.fresh import FreshCandidate, FreshConfig, FreshResult, candidate_configs, fresh_select, resize_to_cube
+from fields.fresh import FreshCandidate, FreshConfig, FreshResult, candidate_configs, fresh_select, init_render_config, resize_to_cube
 
 console = Console(stderr=True)
-
-
-def seeded(field_config: FieldConfig, seed: int) -> FieldConfig:
-    """The config for FreSh's ``seed``-th initialization: encodings with their own seed (random Fourier
-    matrices) get it too, so every random part of the model is redrawn."""
-    enc = field_config.encoding
-    if any(f.name == "seed" for f in dataclasses.fields(enc)):
-        enc = replace(enc, seed=seed)  # type: ignore[call-arg]
-    return replace(field_config, encoding=enc)
 
 
 def render_at_init(field_config: FieldConfig, seed: int, height: int, width: int, channels: int, max_steps: int,
                    device: torch.device, chunk: int = 65536) -> Tensor:
     """The untrained field of ``field_config`` (seeded) on an ``height × width`` pixel grid, ``(h, w, c)`` on CPU."""
     torch.manual_seed(seed)
-    field = Field(seeded(field_config, seed), in_dim=2, out_dim=channels, max_steps=max_steps).to(device).eval()
+    field = Field(init_render_config(field_config, seed), in_dim=2, out_dim=channels, max_steps=max_steps).to(device).eval()
     coords = pixel_coords(height, width).to(device)
     with torch.no_grad():
         values = torch.cat([field(coords[i : i + chunk]).values.float() for i in range(0, coords.shape[0], chunk)])

@@ -267,6 +267,8 @@ class NerfTask:
         else:
             per_ray = ((out.rgb.float() - target) ** 2).mean(-1)
         loss = per_ray.mean()
+        if out.n_samples == 0:  # every ray in empty space: nothing to learn from this batch, keep a graph
+            loss = loss + 0.0 * sum(p.sum() for p in self.model.parameters() if p.requires_grad)
         mse = float(((out.rgb.detach().float() - target) ** 2).mean())
         n_rays, n_samples = target.shape[0], out.n_samples
         if self.render.target_samples > 0:

@@ -178,13 +178,14 @@ class SDFTask:
             return StepResult(loss=psl.mean(), coords=pts, per_sample_loss=psl, log=log)
         batch = self.sampler.sample()
         w = self.config.implicit
-        near = batch.near if w.near_weight > 0 else None
+        targets = w.distance_weight > 0
         il = implicit_surface_loss(
-            self.model.signed_distance, batch.surface, batch.normals, batch.uniform, near, batch.near_sdf,
-            w.surface_weight, w.normal_weight, w.eikonal_weight, w.off_surface_weight, w.off_surface_alpha, w.near_weight,
+            self.model.signed_distance, batch.surface, batch.normals, batch.uniform,
+            batch.uniform_sdf if targets else None, batch.near if targets else None, batch.near_sdf if targets else None,
+            w.surface_weight, w.normal_weight, w.eikonal_weight, w.off_surface_weight, w.off_surface_alpha, w.distance_weight,
         )  # fmt: skip
-        coords = torch.cat([batch.surface, batch.uniform] + ([batch.near] if near is not None else []))
-        log = {(f"{k}_pct_diag" if k in ("surface", "near") else k): (100 * v / self.diagonal_unit if k in ("surface", "near") else v) for k, v in il.terms.items()}
+        coords = torch.cat([batch.surface, batch.uniform] + ([batch.near] if targets else []))
+        log = {(f"{k}_pct_diag" if k in ("surface", "distance") else k): (100 * v / self.diagonal_unit if k in ("surface", "distance") else v) for k, v in il.terms.items()}
         return StepResult(loss=il.loss, coords=coords, per_sample_loss=il.per_sample, log=log)
 
     def extract(self, resolution: int, chunk: int = 262144) -> MeshData:

@@ -205,6 +205,7 @@ def _read_open3d(path: Path) -> tuple[np.ndarray, np.ndarray | None, np.ndarray 
         with open(path, "rb") as f:
             if f.read(4) not in (b"ply\n", b"ply\r"):
                 raise InputError(path, "not a PLY file (missing 'ply' magic line)")
+    triangles = None
     with _captured_native_output() as sink:
         mesh = None
         if suffix in (".ply", *MESH_SUFFIXES):
@@ -215,8 +216,8 @@ def _read_open3d(path: Path) -> tuple[np.ndarray, np.ndarray | None, np.ndarray 
             v = np.asarray(mesh.vertices)
             n = np.asarray(mesh.vertex_normals) if mesh.has_vertex_normals() else None
             c = np.asarray(mesh.vertex_colors) if mesh.has_vertex_colors() else None
-            return v, n, c, np.asarray(mesh.triangles).astype(np.int64)
-        if suffix in (".ply", ".pcd"):
+            triangles = np.asarray(mesh.triangles).astype(np.int64)
+        elif suffix in (".ply", ".pcd"):
             pc = o3d.io.read_point_cloud(str(path), remove_nan_points=False, remove_infinite_points=False)
             v = np.asarray(pc.points)
             n = np.asarray(pc.normals) if pc.has_normals() else None
@@ -224,9 +225,12 @@ def _read_open3d(path: Path) -> tuple[np.ndarray, np.ndarray | None, np.ndarray 
         else:
             v = np.asarray(mesh.vertices) if mesh is not None else np.zeros((0, 3))
             n = c = None
+    hint = _native_hint(sink)
     if v.shape[0] == 0:
-        raise InputError(path, f"no points could be read (empty or unreadable {suffix[1:].upper()} file){_native_hint(sink)}")
-    return v, n, c, None
+        raise InputError(path, f"no points could be read (empty or unreadable {suffix[1:].upper()} file){hint}")
+    if "fail" in hint.lower() or "error" in hint.lower():  # open3d returns partial garbage on read errors
+        raise InputError(path, f"unreadable {suffix[1:].upper()} file{hint}")
+    return v, n, c, triangles
 
 
 def _check_normals(path: Path, normals: np.ndarray | None, n: int) -> np.ndarray | None:
@@ -509,12 +513,15 @@ class ImplicitBatch:
     """Approximate signed distance of ``near``: to the tangent plane of the nearest input point."""
     uniform: Float[Tensor, "k 3"]
     """Uniform points in the unit cube (eikonal term and off-surface penalty)."""
+    uniform_sdf: Float[Tensor, " k"]
+    """Approximate signed distance of ``uniform``: to the nearest input point, signed by its normal."""
 
 
 class SurfaceSampler:
     """Batches for the implicit loss from a point cloud with normals: half surface points, a quarter
-    near-surface points (σ cycling through ``sigmas``) with their point-to-plane signed distance to the
-    nearest input point, a quarter uniform points in the unit cube."""
+    near-surface points (σ cycling through ``sigmas``) with their signed distance to the tangent plane of
+    the nearest input point, a quarter uniform points in the unit cube with their distance to the nearest
+    input point, signed by that point's normal (see :func:`pseudo_occupancy`)."""
 
     def __init__(
         self,
@@ -540,6 +547,13 @@ class SurfaceSampler:
         i = torch.from_numpy(idx.astype(np.int64))
         return ((q - self.points[i]) * self.normals[i]).sum(dim=-1)
 
+    def point_distance(self, q: Float[Tensor, "m 3"]) -> Float[Tensor, " m"]:
+        """Distance of ``q`` to its nearest input point, negative where it lies behind that point's normal."""
+        dist, idx = self.tree.query(q.double().numpy(), k=1, workers=-1)
+        i = torch.from_numpy(idx.astype(np.int64))
+        side = ((q - self.points[i]) * self.normals[i]).sum(dim=-1)
+        return torch.where(side < 0, -1.0, 1.0) * torch.from_numpy(dist).float()
+
     def sample(self) -> ImplicitBatch:
         g, n = self.generator, self.batch_size
         n_surf, n_near = n // 2, n // 4
@@ -550,7 +564,9 @@ class SurfaceSampler:
         near = (self.points[j] + torch.randn(n_near, 3, generator=g) * sigma[:, None]).clamp(0, 1)
         uniform = torch.rand(n_uni, 3, generator=g)
         d = self.device
-        return ImplicitBatch(self.points[i].to(d), self.normals[i].to(d), near.to(d), self.plane_distance(near).to(d), uniform.to(d))
+        return ImplicitBatch(
+            self.points[i].to(d), self.normals[i].to(d), near.to(d), self.plane_distance(near).to(d), uniform.to(d), self.point_distance(uniform).to(d)
+        )
 
     def state_dict(self) -> dict:
         return {"generator": self.generator.get_state()}

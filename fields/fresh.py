@@ -229,8 +229,7 @@ class FreshConfig:
     crop: int = 64
     """Spectrum entries K kept after dropping DC (FreSh: 64 for images and SIREN, 128 for Fourier features)."""
     full_resolution: bool = False
-    """Compare spectra at the signal's smallest side (FreSh's default) instead of at 2·crop+1 (its --downscale
-    option): full resolution renders every candidate at full size, which costs far more."""
+    """Compare spectra at the signal's smallest side (FreSh's default; renders every candidate at full size) instead of at 2·crop+1 (its --downscale option, far cheaper)."""
     supersample: int = 1
     """Render the untrained model at supersample × the spectrum side per axis, then antialias-downscale (1: sample it directly)."""
 
@@ -249,6 +248,8 @@ class FreshParameter:
     attribute: str
     values: tuple[float, ...]
     integer: bool = False
+    render_overrides: tuple[tuple[str, float], ...] = ()
+    """Attributes of the same component set only for the renders at init (hash grid: a large table init)."""
 
     @property
     def name(self) -> str:
@@ -283,6 +284,25 @@ def with_value(field_config: Any, parameter: FreshParameter, value: float) -> An
     return dataclasses.replace(field_config, **{parameter.component: dataclasses.replace(part, **{parameter.attribute: v})})
 
 
+def init_render_config(field_config: Any, seed: int) -> Any:
+    """The config FreSh renders for its ``seed``-th initialization: components with their own ``seed``
+    (random Fourier matrices) get it, so every random part is redrawn, and the tuned component's
+    ``render_overrides`` apply. Training uses the plain candidate config."""
+    changes = {}
+    parameter = fresh_parameter(field_config)
+    for component in ("encoding", "network"):
+        part = getattr(field_config, component, None)
+        if part is None or not dataclasses.is_dataclass(part):
+            continue
+        names = {f.name for f in dataclasses.fields(part)}
+        update: dict[str, Any] = {"seed": seed} if "seed" in names else {}
+        if component == parameter.component:
+            update.update({k: v for k, v in parameter.render_overrides if k in names})
+        if update:
+            changes[component] = dataclasses.replace(part, **update)
+    return dataclasses.replace(field_config, **changes) if changes else field_config
+
+
 def candidate_configs(field_config: Any, values: Sequence[float] = ()) -> tuple[FreshParameter, list[tuple[str, float, Any]]]:
     """``(parameter, [(label, value, config), ...])`` for the given values (default: the parameter's grid)."""
     parameter = fresh_parameter(field_config)
@@ -293,12 +313,18 @@ def candidate_configs(field_config: Any, values: Sequence[float] = ()) -> tuple[
 def _register_builtin() -> None:
     from fields.encodings.fourier import FourierEncodingConfig
     from fields.encodings.frequency import FrequencyEncodingConfig
+    from fields.encodings.hashgrid import HashGridEncodingConfig
     from fields.networks.siren import SirenConfig
 
     # FreSh's grids: FF σ = 1..20, SIREN ω₀ = 10..200 step 10; PE: the top octave log2(max frequency).
     register_fresh_parameter(FourierEncodingConfig, FreshParameter("encoding", "sigma", tuple(float(v) for v in range(1, 21))))
     register_fresh_parameter(FrequencyEncodingConfig, FreshParameter("encoding", "max_log2_frequency", tuple(float(v) for v in range(1, 13))))
     register_fresh_parameter(SirenConfig, FreshParameter("network", "first_omega", tuple(float(v) for v in range(10, 201, 10))))
+    # Hash grid: the finest resolution; rendered with a large table init, else the untrained output ignores the grid.
+    register_fresh_parameter(HashGridEncodingConfig, FreshParameter(
+        "encoding", "max_resolution", (32.0, 64.0, 128.0, 256.0, 512.0, 1024.0, 2048.0, 4096.0), integer=True,
+        render_overrides=(("init_scale", 1.0),),
+    ))
 
 
 _register_builtin()

@@ -35,23 +35,55 @@ from app.trainer import Trainer, resolve_device  # noqa: E402
 from data.images import load_image  # noqa: E402
 from data.samplers import PixelSampler  # noqa: E402
 from fields.fresh import FreshConfig, candidate_configs  # noqa: E402
+from fields.metrics import psnr  # noqa: E402
 
 DEFAULT_IMAGES = ROOT.parent / "shared" / "data" / "kodak"
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".exr")
 
 
-def fit_config(config: ImageTrainConfig, target: torch.Tensor, device: str) -> dict:
-    """Train ``config`` on ``target`` ``(h, w, c)`` without writing checkpoints; PSNR/SSIM/time/params."""
+class SubsetSampler(PixelSampler):
+    """Draws training batches only from the pixels in ``train_mask`` ``(h, w)``; evaluation still sees every pixel."""
+
+    def __init__(self, image: torch.Tensor, train_mask: torch.Tensor, batch_size: int, device, seed: int = 0) -> None:
+        super().__init__(image, batch_size, device, seed)
+        self.train_index = torch.nonzero(train_mask.reshape(-1)).reshape(-1)
+
+    def sample(self):
+        pick = torch.randint(0, self.train_index.shape[0], (self.batch_size,), generator=self.generator)
+        index = self.train_index[pick]
+        return self.coords_of(index).to(self.device), self.pixels[index].to(self.device)
+
+
+def holdout_mask(height: int, width: int) -> torch.Tensor:
+    """Tancik et al.'s split: train on every second pixel in both axes (25%), test on the other 75%."""
+    mask = torch.zeros(height, width, dtype=torch.bool)
+    mask[::2, ::2] = True
+    return mask
+
+
+def fit_config(config: ImageTrainConfig, target: torch.Tensor, device: str, train_mask: torch.Tensor | None = None) -> dict:
+    """Train ``config`` on ``target`` ``(h, w, c)`` without writing checkpoints; PSNR/SSIM/time/params.
+
+    With ``train_mask``, only those pixels are trained on; ``psnr`` is then over the held-out pixels and
+    ``train_psnr`` over the training ones."""
     dev = resolve_device(device)
     field = build_image_field(config, target.shape[-1]).to(dev)
-    task = ImageTask(field, PixelSampler(target, config.trainer.batch_size, dev, seed=config.trainer.seed), target, config.loss)
+    bs, seed = config.trainer.batch_size, config.trainer.seed
+    sampler = PixelSampler(target, bs, dev, seed=seed) if train_mask is None else SubsetSampler(target, train_mask, bs, dev, seed=seed)
+    task = ImageTask(field, sampler, target, config.loss)
     with tempfile.TemporaryDirectory() as tmp:
         trainer = Trainer(config.trainer, config.optim, task, RunDir(Path(tmp)), dev)
         trainer.save = lambda: None  # type: ignore[method-assign]
         t0 = time.perf_counter()
         metrics = trainer.train()
         seconds = time.perf_counter() - t0
-    return {"psnr": metrics["psnr"], "ssim": metrics["ssim"], "seconds": seconds, "params": field.num_parameters()}
+    out = {"psnr": metrics["psnr"], "ssim": metrics["ssim"], "seconds": seconds, "params": field.num_parameters()}
+    if train_mask is not None:
+        render = task.last_render
+        out["train_psnr"] = psnr(render[train_mask], target[train_mask])
+        out["psnr"] = psnr(render[~train_mask], target[~train_mask])
+        out["all_psnr"] = metrics["psnr"]
+    return out
 
 
 def bench_config(method: str, steps: int, batch_size: int, seed: int, device: str) -> ImageTrainConfig:

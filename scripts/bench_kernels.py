@@ -289,10 +289,16 @@ def main() -> None:
     console.print(meta)
     tuning = tune(args, dev) if (args.tune and dev.type == "cuda" and has_triton()) else None
     rows: list[dict] = []
-    if args.suite in ("mlp", "all"):
-        rows += run_mlp(args, dev)
-    if args.suite in ("hashgrid", "all"):
-        rows += run_hashgrid(args, dev)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    for suite, fn in (("mlp", run_mlp), ("hashgrid", run_hashgrid)):
+        if args.suite not in (suite, "all"):
+            continue
+        try:
+            rows += fn(args, dev)
+        except Exception as e:  # keep what was measured: one suite failing must not lose the others
+            console.print(f"[red]suite {suite} failed: {e!r}")
+            meta[f"{suite}_error"] = repr(e)
+        out.write_text(json.dumps({"meta": meta, "tuning": tuning, "rows": rows}, indent=1, default=str))
     if dev.type == "cuda" and has_triton():
         from fields.kernels import fused_mlp as fm
 

@@ -21,7 +21,7 @@ from rich.console import Console
 from rich.table import Table
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_fresh import DEFAULT_IMAGES, ROOT, bench_config, fit_config, list_images  # noqa: E402
+from bench_fresh import DEFAULT_IMAGES, ROOT, bench_config, fit_config, holdout_mask, list_images  # noqa: E402
 
 from app.config import IMAGE_METHODS  # noqa: E402
 from app.trainer import resolve_device  # noqa: E402
@@ -39,6 +39,8 @@ def main() -> None:
     parser.add_argument("--downscale", type=int, default=8, help="integer downscale of the images (8: Kodak at 96×64)")
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--protocol", default="holdout", choices=["holdout", "fit"],
+                        help="holdout: train on every 2nd pixel (25%%), PSNR on the other 75%% (Tancik et al.); fit: train and score on all pixels")
     parser.add_argument("--tag", default="")
     args = parser.parse_args()
 
@@ -58,17 +60,25 @@ def main() -> None:
         for sigma in sigmas:
             config = replace(base, field=replace(base.field, encoding=replace(base.field.encoding, sigma=sigma)))
             for name, target in targets.items():
-                r = fit_config(config, target, args.device)
+                mask = holdout_mask(*target.shape[:2]) if args.protocol == "holdout" else None
+                r = fit_config(config, target, args.device, mask)
                 rows.append({"method": method, "sigma": sigma, "image": name, **r})
-                console.print(f"{method:>5} σ={sigma:g} {name}: {r['psnr']:.2f} dB in {r['seconds']:.1f} s")
+                extra = f" (train pixels {r['train_psnr']:.2f} dB)" if mask is not None else ""
+                console.print(f"{method:>5} σ={sigma:g} {name}: {r['psnr']:.2f} dB{extra} in {r['seconds']:.1f} s")
 
     summary: dict[str, dict] = {}
     for method in methods:
-        per_sigma = {s: float(np.mean([r["psnr"] for r in rows if r["method"] == method and r["sigma"] == s])) for s in sigmas}
+        def mean(key: str, s: float) -> float:
+            return float(np.mean([r[key] for r in rows if r["method"] == method and r["sigma"] == s]))
+
+        per_sigma = {s: mean("psnr", s) for s in sigmas}
         summary[method] = {"psnr_by_sigma": per_sigma, "spread_db": max(per_sigma.values()) - min(per_sigma.values()),
                            "best_db": max(per_sigma.values()), "params": next(r["params"] for r in rows if r["method"] == method)}
+        if args.protocol == "holdout":
+            summary[method]["train_psnr_by_sigma"] = {s: mean("train_psnr", s) for s in sigmas}
     h, w = next(iter(targets.values())).shape[:2]
-    table = Table(title=f"σ sweep: {len(images)} images at {w}×{h}, {args.steps} steps, batch {args.batch_size}; mean PSNR (dB)")
+    scored = "held-out 75% of pixels (trained on every 2nd pixel)" if args.protocol == "holdout" else "all pixels (trained on all)"
+    table = Table(title=f"σ sweep: {len(images)} images at {w}×{h}, {args.steps} steps, batch {args.batch_size}; mean PSNR (dB) on {scored}")
     table.add_column("method")
     for s in sigmas:
         table.add_column(f"σ={s:g}", justify="right")
@@ -76,6 +86,9 @@ def main() -> None:
         table.add_column(col, justify="right")
     for method, s in summary.items():
         table.add_row(method, *[f"{s['psnr_by_sigma'][x]:.2f}" for x in sigmas], f"{s['spread_db']:.2f}", f"{s['best_db']:.2f}", f"{s['params']:,}")
+        if "train_psnr_by_sigma" in s:
+            t = s["train_psnr_by_sigma"]
+            table.add_row(f"  ({method}, train pixels)", *[f"{t[x]:.2f}" for x in sigmas], f"{max(t.values()) - min(t.values()):.2f}", f"{max(t.values()):.2f}", "")
     console.print(table)
     dev = resolve_device(args.device)
     device = torch.cuda.get_device_name() if dev.type == "cuda" else f"CPU ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads, shared)"

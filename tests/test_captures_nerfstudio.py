@@ -30,6 +30,13 @@ def write_capture(root: Path, **kw) -> Path:
     return write_files(root, synthetic_capture_files(SyntheticCaptureConfig(**cfg)))
 
 
+def _expected_box(norm, half: float) -> torch.Tensor:
+    """The source box ±half, mapped by the normalization (a slight rotation) and made axis-aligned."""
+    corners = torch.tensor([[x, y, z] for x in (-half, half) for y in (-half, half) for z in (-half, half)], dtype=torch.float64)
+    c = norm.apply(corners).float()
+    return torch.stack([c.amin(0), c.amax(0)])
+
+
 def _alpha_agrees_with_rays(capture, index: int) -> float:
     """Fraction of pixels where 'the parsed camera's ray hits the analytic scene' equals 'alpha > 0.5'."""
     cams = capture.cameras
@@ -61,7 +68,7 @@ def test_parse_pinhole_capture_exactly(tmp_path):
     assert torch.allclose(cap.cameras.camera_to_world.double(), cap.normalization.apply_poses(src), atol=1e-6)
     # normalization: cameras in [-1, 1]^3, explicit scene_box mapped into the normalized frame
     assert float(cap.cameras.camera_to_world[:, :3, 3].abs().max()) == pytest.approx(1.0, abs=1e-5)
-    assert torch.allclose(cap.scene_box, torch.tensor([[-0.85] * 3, [0.85] * 3]) * cap.normalization.scale, atol=0.02)  # slightly rotated
+    assert torch.allclose(cap.scene_box, _expected_box(cap.normalization, 0.85), atol=1e-5)
     # sparse points (ply_file_path) are in the same normalized frame, inside the scene box
     assert cap.points is not None and cap.points.shape == (50, 3) and cap.point_colors is not None
     assert bool((cap.points.abs() < cap.scene_box[1]).all())
@@ -113,7 +120,7 @@ def test_per_frame_intrinsics_masks_split_and_aabb_scale(tmp_path):
     assert cap.images[1].shape[:2] == (7, 10) and float(cap.cameras.intrinsics[1, 0]) == pytest.approx(meta["frames"][0]["fl_x"] / 2)
     assert cap.split == {"train": [0, 1], "val": [3], "test": [3]}
     assert cap.masks is not None and cap.masks[0] is not None and int(cap.masks[0].sum()) == 14 * 10 and cap.masks[1] is None
-    assert torch.allclose(cap.scene_box, torch.tensor([[-0.85] * 3, [0.85] * 3]) * 2 * cap.normalization.scale, atol=0.05)
+    assert torch.allclose(cap.scene_box, _expected_box(cap.normalization, 0.85 * 2), atol=1e-5)
 
 
 def test_downscale_and_memory_budget(tmp_path):

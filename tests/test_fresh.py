@@ -16,7 +16,16 @@ from app.config_io import load_yaml
 from app.fresh_image import select_image_field
 from data.images import encode_image, srgb_to_linear
 from data.synthetic import sinusoid_image
-from fields.fresh import FreshCandidate, FreshConfig, candidate_configs, fresh_select, nonredundant_mask, spectrum, spectrum_distance
+from fields.fresh import (
+    FreshCandidate,
+    FreshConfig,
+    candidate_configs,
+    fresh_select,
+    init_render_config,
+    nonredundant_mask,
+    spectrum,
+    spectrum_distance,
+)
 from fields.networks import MLPConfig
 
 
@@ -121,6 +130,16 @@ def test_candidates_come_from_the_registered_parameter_and_progressive_encodings
     assert param.name == "encoding.max_log2_frequency" and [c.encoding.max_log2_frequency for _, _, c in configs] == [3.0, 5.0]
     with pytest.raises(LookupError, match="SAPEConfig"):
         candidate_configs(image_train_config("sape").field)
+
+
+def test_renders_at_init_redraw_every_seed_and_apply_render_overrides():
+    ff = image_train_config("ff").field
+    assert init_render_config(ff, 7).encoding.seed == 7 and init_render_config(ff, 7).network == ff.network
+    param, configs = candidate_configs(image_train_config("ngp").field, (64.0, 256.0))
+    assert param.name == "encoding.max_resolution" and configs[1][2].encoding.max_resolution == 256
+    rendered = init_render_config(configs[1][2], 3)
+    assert rendered.encoding.init_scale == 1.0 and rendered.encoding.max_resolution == 256  # large init only for the render
+    assert configs[1][2].encoding.init_scale == image_train_config("ngp").field.encoding.init_scale
 
 
 def test_cli_train_with_fresh_logs_the_ranking_and_trains_the_pick(tmp_path, capsys):

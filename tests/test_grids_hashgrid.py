@@ -144,3 +144,24 @@ def test_reference_stays_fp32_under_autocast():
         out.sum().backward()
     assert out.dtype == torch.float32 and enc.table.grad.dtype == torch.float32
     torch.testing.assert_close(out, expected, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("d,levels,log2_t,base,finest", CASES)
+def test_second_order_gradients_match_brute_force(d, levels, log2_t, base, finest):
+    """SDF eikonal losses differentiate ∂f/∂x w.r.t. the table: compare that double backward too."""
+    gen = torch.Generator().manual_seed(20 + d)
+    lay = hash_grid_layout(d, levels, log2_t, base, finest)
+    table = torch.randn(lay.n_rows, 2, generator=gen, dtype=torch.float64)
+    x = torch.rand(8, d, generator=gen, dtype=torch.float64)
+    u = torch.randn(8, levels * 2, generator=gen, dtype=torch.float64)
+
+    def eikonal_grad(fn):
+        t, p = table.clone().requires_grad_(), x.clone().requires_grad_()
+        (g,) = torch.autograd.grad((fn(p, t) * u).sum(), p, create_graph=True)
+        (gt,) = torch.autograd.grad(g.square().sum(), t)
+        return gt
+
+    fast = eikonal_grad(lambda p, t: hash_grid_encode(p, t, lay))
+    ref = eikonal_grad(lambda p, t: brute_force(p, t, levels, log2_t, base, finest))
+    torch.testing.assert_close(fast, ref, rtol=1e-10, atol=1e-10)
+    assert fast.abs().sum() > 0

@@ -2,7 +2,8 @@
 
 CPU: Triton's interpreter (``TRITON_INTERPRET=1``, set before the kernel module is imported), small sizes.
 CUDA: compiled, full sizes. Both compute in fp32 from identical indices and weights, so the forward agrees
-to fp32 rounding (tolerance 1e-6 relative); table gradients are sums of the same products in another
+to fp32 rounding (tolerance 1e-6 relative in the interpreter; 1e-5 compiled on CUDA, where the compiler
+contracts multiply-adds into FMAs, measured 2.2e-6 on an H100); table gradients are sums of the same products in another
 order (atomics vs ``index_add``: 1e-5); input gradients likewise (1e-5).
 """
 
@@ -21,6 +22,7 @@ from fields.kernels import has_triton  # noqa: E402
 pytestmark = pytest.mark.skipif(not has_triton(), reason="triton is not installed (pip install fieldforge[gpu])")
 DEV = torch.device("cuda" if CUDA else "cpu")
 N = 2**18 + 13 if CUDA else 301
+FWD_TOL = 1e-5 if CUDA else 1e-6
 
 
 def rel(a, b):
@@ -46,7 +48,7 @@ def test_forward_backward_match_reference(d, levels, log2_t, feats):
     y = hash_grid_encode_triton(x, table, layout)
     y_ref = hash_grid_encode(x, table, layout)
     assert y.shape == (N, levels * feats)
-    assert rel(y, y_ref) < 1e-6
+    assert rel(y, y_ref) < FWD_TOL
     gy = torch.randn(y.shape, generator=g).to(DEV)
     gx, gt = torch.autograd.grad(y, [x, table], gy)
     gx_ref, gt_ref = torch.autograd.grad(y_ref, [x, table], gy)
@@ -82,3 +84,19 @@ def test_rejects_what_it_cannot_run():
         hash_grid_encode_triton(torch.rand(4, 2, device=DEV), torch.zeros(layout.n_rows, 3, device=DEV), layout)
     with pytest.raises(ValueError, match="dtype"):
         hash_grid_encode_triton(torch.rand(4, 2, device=DEV), torch.zeros(layout.n_rows, 2, device=DEV).double(), layout)
+
+
+def test_encoding_backend_field_uses_the_kernel(caplog):
+    """``HashGridEncodingConfig(backend='triton')`` runs the kernel (interpreted on CPU) and matches torch."""
+    import logging
+
+    from fields.encodings.hashgrid import HashGridEncodingConfig
+
+    ref = HashGridEncodingConfig(n_levels=4, log2_table_size=10, max_resolution=64, init_scale=0.5).setup(3).to(DEV)
+    fast = HashGridEncodingConfig(n_levels=4, log2_table_size=10, max_resolution=64, init_scale=0.5, backend="triton").setup(3).to(DEV)
+    fast.load_state_dict(ref.state_dict())
+    x = torch.rand(200, 3, device=DEV)
+    with caplog.at_level(logging.INFO, logger="fields.kernels"):
+        y = fast(x)
+    assert "backend 'triton'" in caplog.text
+    assert rel(y, ref(x)) < FWD_TOL

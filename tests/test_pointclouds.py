@@ -100,7 +100,7 @@ def test_plain_text_variants(tmp_path):
     q = tmp_path / "b.pts"
     q.write_text("50\n" + "\n".join(" ".join(f"{v:.9f}" for v in row) + " 0.5 255 0 128" for row in pts))
     c = load_surface(q)
-    assert c.colours is not None and torch.allclose(c.colours[0].double(), srgb_to_linear(torch.tensor([1.0, 0.0, 128 / 255])), atol=1e-6)
+    assert c.colours is not None and torch.allclose(c.colours[0].double(), srgb_to_linear(torch.tensor([1.0, 0.0, 128 / 255], dtype=torch.float64)), atol=1e-6)
     assert np.allclose(c.world_points(), pts, atol=1e-6)
 
 
@@ -116,7 +116,6 @@ def test_estimated_normals_of_a_sphere_are_radial_and_outward():
 
 def test_mesh_normals_and_surface_samples_follow_the_faces():
     m = _sphere_mesh(40)
-    path_free = load_surface.__module__  # noqa: F841  (keeps the import used by linters)
     v = torch.from_numpy((np.asarray(m.vertices) - CENTRE) / RADIUS).float()
     t = torch.from_numpy(np.asarray(m.triangles).astype(np.int64))
     pts, nrm = sample_surface(v, t, 20000, seed=3)
@@ -163,7 +162,11 @@ BAD_INPUTS = {
     "directory": (lambda t: t, "directory"),
     "unsupported": (lambda t: _write(t, "a.vtk", "x"), "unsupported format .vtk"),
     "not ply": (lambda t: _write(t, "a.ply", "hello world\n"), "not a PLY"),
-    "truncated ply": (lambda t: _write(t, "a.ply", "ply\nformat ascii 1.0\nelement vertex 5\nproperty float x\nend_header\n"), "no points"),
+    "truncated ply": (
+        lambda t: _write(t, "a.ply", b"ply\nformat binary_little_endian 1.0\nelement vertex 100\nproperty float x\nproperty float y\nproperty float z\nend_header\n\0\0"),
+        "unreadable PLY file",
+    ),
+    "header-only ply": (lambda t: _write(t, "b.ply", "ply\nformat ascii 1.0\nelement vertex 0\nproperty float x\nend_header\n"), "no points could be read"),
     "nan": (lambda t: _write(t, "a.xyz", "0 0 0\n1 1 1\nnan 0 0\n" + "0.5 0.5 0.5\n" * 6), "NaN or infinite"),
     "inf": (lambda t: _write(t, "a.xyz", "0 0 0\n1 inf 1\n" + "0.5 0.5 0.5\n" * 6), "NaN or infinite"),
     "coincident": (lambda t: _write(t, "a.xyz", "1 2 3\n" * 20), "coincide"),

@@ -80,6 +80,7 @@ def parse_colmap(path: str | Path, options: CaptureOptions = CaptureOptions()) -
     points = colors = None
     if rec.num_points3D():
         pts = rec.points3D
-        points = np.stack([np.asarray(p.xyz, dtype=np.float64) for p in pts.values()])
-        colors = np.stack([np.asarray(p.color, dtype=np.float32) / 255.0 for p in pts.values()])
+        ids = sorted(pts.keys())
+        points = np.stack([np.asarray(pts[i].xyz, dtype=np.float64) for i in ids])
+        colors = np.stack([np.asarray(pts[i].color, dtype=np.float32) / 255.0 for i in ids])
     return finalize("colmap", model_dir, frames, options, "auto", 1.0, None, True, points, colors)

@@ -32,6 +32,7 @@ w.r.t. ``x`` they are the derivative of the weights (piecewise constant table di
 """
 
 import math
+from typing import Literal
 from dataclasses import dataclass
 from functools import reduce
 
@@ -211,7 +212,11 @@ class HashGridEncoding(Encoding):
         return self.config.n_levels * self.config.features_per_level
 
     def forward(self, x: Float[Tensor, "n d"]) -> Float[Tensor, "n f"]:
-        return hash_grid_encode(x, self.table, self.layout).to(x.dtype)
+        if self.config.backend == "torch":
+            return hash_grid_encode(x, self.table, self.layout).to(x.dtype)
+        from fields.kernels import hash_grid_encode_backend  # fast paths (lazy; logged once)
+
+        return hash_grid_encode_backend(x, self.table, self.layout, self.config.backend).to(x.dtype)
 
     def param_groups(self, lr: float) -> list[dict]:
         c = self.config
@@ -238,6 +243,9 @@ class HashGridEncodingConfig(EncodingConfig):
     """Learning-rate multiplier of the table relative to the optimizer's lr."""
     weight_decay: float | None = None
     """Weight decay of the table (None: the optimizer's; instant-ngp uses none on the grid)."""
+    backend: Literal["torch", "triton", "tcnn", "auto"] = "torch"
+    """Implementation: 'torch' (reference), 'triton' (fused kernels on CUDA, fp32 table), 'auto' (Triton on
+    CUDA, else torch; logged once). 'tcnn' falls back to torch: tcnn's HashGrid is another function."""
 
     def setup(self, in_dim: int, max_steps: int = 1) -> HashGridEncoding:
         return HashGridEncoding(in_dim, self)

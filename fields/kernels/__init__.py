@@ -127,6 +127,36 @@ def choose_backend(
     return "torch"
 
 
+def hash_grid_triton_unsupported(table: torch.Tensor, in_dim: int) -> str | None:
+    """Why the Triton hash grid cannot run this table (``None`` when it can); imports no Triton."""
+    f = table.shape[1]
+    if table.dtype != torch.float32:
+        return f"table dtype {table.dtype} (the kernel is fp32)"
+    if f & (f - 1) or f > 16:
+        return f"features per level {f} (a power of two ≤ 16 is needed)"
+    if in_dim > 3:
+        return f"{in_dim} input dimensions"
+    return None
+
+
+def hash_grid_encode_backend(x: torch.Tensor, table: torch.Tensor, layout, backend: Backend = "auto") -> torch.Tensor:
+    """Hash grid encoding through the chosen backend (``fields.encodings.hashgrid.hash_grid_encode`` is the
+    reference). tcnn's HashGrid is never used: its vertex convention differs (see ``tcnn_backend``)."""
+    from fields.encodings.hashgrid import hash_grid_encode
+
+    impl = "torch"
+    if backend != "torch":
+        tcnn_why = "tcnn's HashGrid uses another vertex convention (x·scale + 0.5): not the same function"
+        impl = choose_backend(
+            f"hash grid {layout.in_dim}D×{layout.n_levels}", backend, x.device, hash_grid_triton_unsupported(table, layout.in_dim), tcnn_why
+        )
+    if impl == "triton":
+        from fields.kernels.hashgrid_triton import hash_grid_encode_triton
+
+        return hash_grid_encode_triton(x, table, layout)
+    return hash_grid_encode(x, table, layout)
+
+
 class hopper_mma_v2:
     """Context manager: compile Triton kernels launched inside it without Hopper's wgmma (``DISABLE_MMA_V3``).
 
@@ -153,4 +183,4 @@ def __getattr__(name: str):
     raise AttributeError(f"module 'fields.kernels' has no attribute {name!r}")
 
 
-__all__ = ["Backend", "Impl", "choose_backend", "hopper_mma_v2", "has_tcnn", "has_triton", "log_once", "triton_interpreting"]
+__all__ = ["Backend", "Impl", "choose_backend", "hash_grid_encode_backend", "hash_grid_triton_unsupported", "hopper_mma_v2", "has_tcnn", "has_triton", "log_once", "triton_interpreting"]

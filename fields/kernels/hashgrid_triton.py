@@ -21,7 +21,7 @@ import triton.language as tl
 from jaxtyping import Float
 from torch import Tensor
 
-from fields.kernels import hopper_mma_v2, log_once
+from fields.kernels import hash_grid_triton_unsupported, hopper_mma_v2, log_once
 
 log = logging.getLogger(__name__)
 
@@ -97,9 +97,9 @@ def _hashgrid_kernel(
     else:
         acc = tl.zeros((BLOCK, F), dtype=tl.float32)
     for corner in tl.static_range(2**D):
-        o0: tl.constexpr = corner & 1
-        o1: tl.constexpr = (corner >> 1) & 1
-        o2: tl.constexpr = (corner >> 2) & 1
+        o0 = corner & 1  # compile-time (static_range unrolls); plain names: constexpr names cannot be reassigned
+        o1 = (corner >> 1) & 1
+        o2 = (corner >> 2) & 1
         # per-axis factors, multiplied in axis order like the reference
         f0 = w0 if o0 == 1 else 1.0 - w0
         wgt = f0
@@ -210,20 +210,9 @@ class HashGridFunction(torch.autograd.Function):
         return (dx.to(x.dtype) if dx is not None else None), dt.to(table.dtype), None
 
 
-def hash_grid_triton_unsupported(table: Tensor, layout) -> str | None:
-    if table.dtype != torch.float32:
-        return f"table dtype {table.dtype} (the kernel is fp32)"
-    f = table.shape[1]
-    if f & (f - 1) or f > 16:
-        return f"features per level {f} (a power of two ≤ 16 is needed)"
-    if layout.in_dim > 3:
-        return f"{layout.in_dim} input dimensions"
-    return None
-
-
 def hash_grid_encode_triton(x: Float[Tensor, "n d"], table: Float[Tensor, "m f"], layout) -> Float[Tensor, "n lf"]:
     """Triton version of :func:`fields.encodings.hashgrid.hash_grid_encode` (same math, fp32)."""
-    why = hash_grid_triton_unsupported(table, layout)
+    why = hash_grid_triton_unsupported(table, layout.in_dim)
     if why is not None:
         raise ValueError(f"Triton hash grid cannot run this config: {why}")
     if x.ndim != 2 or x.shape[1] != layout.in_dim:
@@ -233,4 +222,4 @@ def hash_grid_encode_triton(x: Float[Tensor, "n d"], table: Float[Tensor, "m f"]
     return HashGridFunction.apply(x, table, layout)
 
 
-__all__ = ["HashGridFunction", "hash_grid_encode_triton", "hash_grid_triton_unsupported"]
+__all__ = ["HashGridFunction", "hash_grid_encode_triton"]
