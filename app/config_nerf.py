@@ -133,6 +133,48 @@ NERF_METHODS: dict[str, MethodPreset] = {
 }
 
 
+def _more_presets() -> dict[str, MethodPreset]:
+    """Presets of the progressive and grid-hybrid representations (imported lazily: other modules)."""
+    from fields.encodings import CoarseToFineFrequencyConfig, HashGridEncodingConfig, SAPEConfig
+    from fields.networks import CAMConfig, PINsConfig, RBFConfig
+
+    nerf = NERF_METHODS["nerf"]
+    ff = NERF_METHODS["ff"]
+    return {
+        "c2f": MethodPreset(
+            replace(nerf.field, encoding=CoarseToFineFrequencyConfig(n_frequencies=10, window_start=0.1, window_end=0.5)),
+            "NeRF with BARF's coarse-to-fine window over the 10 position octaves (opens over 10%–50% of training)",
+            nerf.optim,
+        ),
+        "sape": MethodPreset(
+            replace(ff.field, encoding=SAPEConfig(sigma=8.0, n_features=256)),
+            "SAPE: the ff preset's Fourier features unmasked per 64³ cell while the cell's ray loss stays > 1e-3",
+            ff.optim,
+        ),
+        "cam": MethodPreset(
+            replace(
+                nerf.field,
+                network=CAMConfig(mlp=MLPConfig(width=256, n_hidden_layers=4), grid_resolution=(64,)),
+            ),
+            "NeRF PE + CAM: 4×256 MLP modulated by scalar tri-plane γ/β grids (64², grid lr ×10)",
+            nerf.optim,
+        ),
+        "pins": MethodPreset(
+            replace(ff.field, network=PINsConfig(width=160)),
+            "PINs: the ff preset's Fourier features in 4 bands, 4 progressively opened residual levels of 2×160",
+            ff.optim,
+        ),
+        "rbf": MethodPreset(
+            replace(NERF_METHODS["ngp"].field, encoding=HashGridEncodingConfig(log2_table_size=17), network=RBFConfig()),
+            "GNF: hash grid (16×2, 2^17 rows/level) + 64 Gaussian RBF kernels + linear read-out, SH-4 colour branch",
+            _NGP_OPTIM,
+        ),
+    }
+
+
+NERF_METHODS.update(_more_presets())
+
+
 def nerf_train_config(method: str) -> NerfTrainConfig:
     """Default NeRF config for a method preset."""
     if method not in NERF_METHODS:

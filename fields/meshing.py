@@ -110,6 +110,11 @@ def _slab_mesh(values: np.ndarray, level: float, inside: Inside, z_offset: int) 
     from skimage.measure import marching_cubes as sk_marching_cubes
 
     empty = MeshData(np.zeros((0, 3)), np.zeros((0, 3), dtype=np.int64))
+    # Samples exactly at the level make coincident vertices and non-manifold fans: count them as outside.
+    on_level = values == np.float32(level)
+    if on_level.any():
+        out = np.nextafter(np.float32(level), np.float32(np.inf if inside == "below" else -np.inf))
+        values = np.where(on_level, out, values)
     if min(values.shape) < 2 or not (values.min() < level < values.max()):
         return empty
     verts, faces, _, _ = sk_marching_cubes(

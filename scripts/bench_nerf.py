@@ -55,10 +55,13 @@ def scene_config(method: str, scene: str, data: Path, args) -> "object":
     else:
         render = replace(render, grid_resolution=args.grid_resolution, steps_per_ray=args.steps_per_ray, grid_warmup_steps=args.grid_warmup,
                          grid_update_fraction=args.grid_fraction, target_samples=args.target_samples, max_rays=1 << 16)
-        batch = 4096
+        batch = 1024
     field = cfg.field
-    if method == "ngp" and args.log2_table_size:
-        field = replace(field, encoding=replace(field.encoding, log2_table_size=args.log2_table_size))
+    if method == "ngp" and scene != "synthetic":
+        enc = field.encoding
+        field = replace(field, encoding=replace(
+            enc, log2_table_size=args.log2_table_size or enc.log2_table_size, n_levels=args.n_levels or enc.n_levels,
+            max_resolution=args.max_resolution or enc.max_resolution))
     if method == "ngp" and scene == "synthetic":
         field = replace(field, encoding=replace(field.encoding, n_levels=12, log2_table_size=15, max_resolution=256))
     return replace(
@@ -122,8 +125,8 @@ def run(method: str, scene: str, data: Path, args, console: Console) -> dict:
         train_s += time.perf_counter() - t0
         rays += int(r.log["rays"])
         samples += int(r.log["rays"] * r.log["samples_per_ray"])
-        if not math.isfinite(float(r.loss)):
-            raise FloatingPointError(f"{method} × {scene}: loss became {float(r.loss)} at step {step}")
+        if not math.isfinite(float(r.loss.detach())):
+            raise FloatingPointError(f"{method} × {scene}: loss became {float(r.loss.detach())} at step {step}")
         if step in eval_at:
             e = evaluate(task, views)
             curve.append({"step": step, "seconds": train_s, "psnr": e["psnr"], "ssim": e["ssim"]})
@@ -158,7 +161,9 @@ def main() -> None:
     p.add_argument("--grid-fraction", type=float, default=0.5, help="lego: fraction of cells per grid update after warm-up")
     p.add_argument("--steps-per-ray", type=int, default=1024, help="lego: marching steps across the box diagonal")
     p.add_argument("--target-samples", type=int, default=1 << 16, help="lego: samples per step (adapts the ray count)")
-    p.add_argument("--log2-table-size", type=int, default=0, help="ngp: override the hash table size (0: preset)")
+    p.add_argument("--log2-table-size", type=int, default=0, help="lego, ngp: override the hash table size T (0: preset)")
+    p.add_argument("--n-levels", type=int, default=0, help="lego, ngp: override the number of hash-grid levels (0: preset)")
+    p.add_argument("--max-resolution", type=int, default=0, help="lego, ngp: override the finest hash-grid resolution (0: preset)")
     p.add_argument("--tag", default="", help="suffix of the JSON file name")
     args = p.parse_args()
     if args.threads > 0:

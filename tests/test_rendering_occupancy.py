@@ -90,3 +90,12 @@ def test_grid_update_is_reproducible_by_step():
         g.update(300, blob_sigma, 0.01, warmup_steps=256)  # after warm-up: random cells
     assert torch.equal(a.occs, b.occs) and torch.equal(a.binary, b.binary)
     assert torch.equal(a.occupied(torch.tensor([[0.25, -0.1, 0.0], [0.9, 0.9, 0.9], [3.0, 0.0, 0.0]])), torch.tensor([True, False, False]))
+
+
+def test_partial_updates_never_drop_unexplored_cells():
+    grid = OccupancyGrid(AABB, 8)
+    empty = lambda x: torch.zeros(x.shape[0])  # noqa: E731
+    grid.update(0, empty, step_size=0.01, warmup_steps=0, fraction=0.125)  # visits ≤ 1/8 of the cells
+    seen = grid.occs >= 0
+    assert 0 < int(seen.sum()) <= 64
+    assert torch.equal(grid.binary.reshape(-1), ~seen)  # visited empty cells are dropped, unexplored ones kept

@@ -8,6 +8,7 @@ import open3d as o3d
 import pytest
 import torch
 
+from data.pointclouds import sample_surface
 from data.synthetic import AnalyticShape, sphere_sdf
 from fields.geometry_metrics import surface_metrics, volumetric_iou
 from fields.meshing import MeshData, extract_mesh, grid_axes, marching_cubes, vertex_normals
@@ -53,13 +54,14 @@ def test_slab_by_slab_and_sparse_extraction_equal_the_whole_grid(kind):
         assert stats["unmatched"] == 0
         assert mesh.n_vertices == full.n_vertices and mesh.n_faces == full.n_faces
         assert np.allclose(np.sort(mesh.vertices, axis=0), np.sort(full.vertices, axis=0))
-        assert mesh.is_watertight() and mesh.area() == pytest.approx(full.area(), rel=1e-9)
+        assert mesh.is_watertight() and mesh.area() == pytest.approx(full.area(), rel=1e-6)
         if "lipschitz" in kwargs:
             assert stats["evaluated"] < 0.35 * stats["dense"]
     ref, ref_n = shape.sample_surface(20000, seed=0)
-    pts = torch.from_numpy(full.vertices)
+    pts, _ = sample_surface(torch.from_numpy(full.vertices), torch.from_numpy(full.faces), 20000, seed=1)
     m = surface_metrics(pts, ref, threshold=0.01)
-    assert m.chamfer_l1 < 0.01 and m.f_score > 0.95
+    floor = surface_metrics(shape.sample_surface(20000, seed=2)[0], ref, threshold=0.01)  # sampling noise alone
+    assert m.chamfer_l1 < 1.05 * floor.chamfer_l1 and m.f_score > 0.97 * floor.f_score
     assert full.volume() == pytest.approx(shape.volume(), rel=0.02)
 
 

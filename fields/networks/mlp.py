@@ -144,7 +144,7 @@ class MLPConfig(NetworkConfig):
     skips: tuple[int, ...] = ()
     """Hidden-layer indices that receive the network input again (NeRF: (4,))."""
     bias: bool = True
-    backend: Literal["torch", "triton", "tcnn", "auto"] = "torch"
+    backend: Literal["torch", "triton", "tcnn", "auto"] = "auto"
     """Implementation: 'torch' (reference; any config and device), 'triton' (fused Triton kernels on CUDA:
     relu hidden layers, width 16/32/64/128, no skips), 'tcnn' (tiny-cuda-nn FullyFusedMLP: additionally
     bias=False), 'auto' (tcnn if installed and the config fits, else Triton on CUDA, else torch; logged once).
