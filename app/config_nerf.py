@@ -26,8 +26,8 @@ class RenderConfig:
 
     steps_per_ray: int = 1024
     """Marching step = scene-box diagonal / steps_per_ray (nerfacc's lego setting ≈ 1039)."""
-    grid_resolution: int = 128
-    """Occupancy grid cells per axis."""
+    grid_resolution: int = 64
+    """Occupancy grid cells per axis (instant-ngp: 128; 64 keeps the warm-up sweeps affordable on a CPU)."""
     grid_update_every: int = 16
     """Update the occupancy grid every N steps (instant-ngp)."""
     grid_warmup_steps: int = 256
@@ -47,7 +47,8 @@ class RenderConfig:
     random_background: bool = True
     """Train RGBA captures against a random background colour per ray (learns transparency properly)."""
     target_samples: int = 1 << 16
-    """Adapt the number of rays per step so each step has about this many samples (0: fixed --batch-size rays)."""
+    """Adapt the number of rays per step so each step has about this many samples (0: fixed --batch-size rays);
+    a step never renders more than 4× this many samples (the rays past the budget are dropped)."""
     max_rays: int = 1 << 15
     """Upper bound of the adaptive ray count."""
     contraction: bool = False

@@ -115,23 +115,24 @@ class SDFSamplingConfig:
 
 @dataclass(frozen=True)
 class ImplicitLossConfig:
-    """Point-cloud loss (SIREN/IGR): surface value, normal alignment, eikonal, off-surface penalty, and an
-    approximate-distance term."""
+    """Point-cloud SDF loss: L1 to approximate distances from the oriented cloud at off-surface points, plus
+    the implicit-surface terms (SIREN/IGR) on surface points: value 0, gradient along the normal, eikonal
+    ‖∇f‖ = 1 (gradients by autograd: a double backward), and SIREN's off-surface penalty."""
 
-    surface_weight: float = 30.0
+    distance_weight: float = 1.0
+    """Weight of mean |f − d| at off-surface points, d from the nearest oriented input point (its tangent
+    plane for the small perturbations, the point itself otherwise). 0: the pure implicit loss (many more
+    steps, and far-field sign errors)."""
+    surface_weight: float = 1.0
     """Weight of mean |f| at surface points."""
-    normal_weight: float = 1.0
+    normal_weight: float = 0.05
     """Weight of mean (1 − cos(∇f, n)) at surface points."""
-    eikonal_weight: float = 0.5
-    """Weight of mean (‖∇f‖ − 1)² at all points."""
-    off_surface_weight: float = 1.0
-    """Weight of mean exp(−α|f|) at off-surface points (keeps spurious surfaces away)."""
+    eikonal_weight: float = 0.05
+    """Weight of mean (‖∇f‖ − 1)² at surface points and as many off-surface points."""
+    off_surface_weight: float = 0.0
+    """Weight of SIREN's mean exp(−α|f|) at those off-surface points (0: off; the distance term covers it)."""
     off_surface_alpha: float = 200.0
     """α of the off-surface penalty, per unit-cube unit."""
-    distance_weight: float = 30.0
-    """Weight of mean |f − d| at off-surface points, d = approximate signed distance from the nearest
-    oriented input point (its tangent plane near the surface, the point itself farther away). 0 disables
-    it: the pure SIREN/IGR loss, which needs many more steps and leaves far-field sign errors."""
 
 
 @dataclass(frozen=True)
@@ -143,7 +144,8 @@ class SDFTrainConfig:
     method: str = "ff"
     """Method preset; --field.* options override it."""
     target: Target = "sdf"
-    """'sdf': signed distance (meshes: L1 regression; point clouds: implicit loss with eikonal term).
+    """'sdf': signed distance (meshes: L1 to the exact distance; point clouds: L1 to approximate distances
+    from the oriented points + implicit-surface terms with an eikonal regulariser).
     'occupancy': inside probability (BCE; point clouds get inside labels from their oriented normals)."""
     field: FieldConfig = dataclasses.field(default_factory=lambda: SDF_METHODS["ff"].field)
     optim: OptimizerConfig = dataclasses.field(default_factory=OptimizerConfig)

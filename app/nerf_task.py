@@ -8,7 +8,7 @@ path usable. The number of rays per step adapts so a step has about ``render.tar
 
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 import torch.nn.functional as F
@@ -107,10 +107,22 @@ class NerfModel(nn.Module):
 
     def render_rays(
         self, origins: Tensor, directions: Tensor, background: Tensor | None, training: bool = False,
-        generator: torch.Generator | None = None,
+        generator: torch.Generator | None = None, max_samples: int | None = None,
     ) -> tuple[RenderOutputs, Tensor, Tensor]:
-        """Render rays; also returns the field-space sample positions and their ray indices."""
+        """Render rays; also returns the field-space sample positions and their ray indices.
+
+        With ``max_samples``, only the leading rays whose samples fit the budget are rendered (at least
+        one ray): ``out`` then covers ``out.rgb.shape[0]`` rays (a training step's memory bound).
+        """
         samples = self.sample(origins, directions, training, generator)
+        if max_samples is not None and samples.n_samples > max_samples:
+            fits = torch.cumsum(samples.counts(), 0) <= max_samples
+            cut = max(1, int(fits.sum()))
+            samples = samples.select(samples.ray_indices < cut)
+            samples = replace(samples, n_rays=cut)
+            origins, directions = origins[:cut], directions[:cut]
+            if background is not None and background.ndim == 2:
+                background = background[:cut]
         positions: list[Tensor] = []
 
         def rgb_sigma_fn(t0: Tensor, t1: Tensor, ri: Tensor) -> tuple[Tensor, Tensor]:
@@ -261,7 +273,9 @@ class NerfTask:
             target = colors[:, :3] * colors[:, 3:] + bg * (1.0 - colors[:, 3:])
         else:
             bg, target = self.background, colors
-        out, positions, ray_indices = self.model.render_rays(o, d, bg, training=True, generator=self.generator)
+        cap = 4 * self.render.target_samples if self.render.target_samples > 0 else None
+        out, positions, ray_indices = self.model.render_rays(o, d, bg, training=True, generator=self.generator, max_samples=cap)
+        target = target[: out.rgb.shape[0]]  # rays past the sample budget were dropped
         if self.config.loss == "smooth_l1":
             per_ray = F.smooth_l1_loss(out.rgb.float(), target, reduction="none", beta=0.1).mean(-1)
         else:

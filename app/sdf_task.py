@@ -156,7 +156,10 @@ class SDFTask:
             self.sampler: SDFSampler | SurfaceSampler = SDFSampler(samples, config.trainer.batch_size, device, seed=config.trainer.seed)
         else:
             assert cloud.normals is not None
-            self.sampler = SurfaceSampler(cloud.points, cloud.normals, config.trainer.batch_size, device=device, seed=config.trainer.seed)
+            s = config.sampling
+            self.sampler = SurfaceSampler(
+                cloud.points, cloud.normals, config.trainer.batch_size, None, s.sigmas, s.uniform_fraction, device=device, seed=config.trainer.seed
+            )
         self.diagonal_unit = float(torch.linalg.norm(cloud.points.max(0).values - cloud.points.min(0).values))
         self.last_mesh: MeshData | None = None
 
@@ -178,15 +181,19 @@ class SDFTask:
             return StepResult(loss=psl.mean(), coords=pts, per_sample_loss=psl, log=log)
         batch = self.sampler.sample()
         w = self.config.implicit
-        targets = w.distance_weight > 0
-        il = implicit_surface_loss(
-            self.model.signed_distance, batch.surface, batch.normals, batch.uniform,
-            batch.uniform_sdf if targets else None, batch.near if targets else None, batch.near_sdf if targets else None,
-            w.surface_weight, w.normal_weight, w.eikonal_weight, w.off_surface_weight, w.off_surface_alpha, w.distance_weight,
+        clamp = self.config.clamp_distance if self.config.sdf_loss == "clamped" else None
+        data = sdf_l1_per_sample(self.model(batch.points).sdf, batch.sdf, clamp)  # approximate-distance term
+        n_s = batch.surface.shape[0]
+        il = implicit_surface_loss(  # value, normal, eikonal (double backward), off-surface penalty
+            self.model.signed_distance, batch.surface, batch.normals, batch.points[:n_s],
+            surface_weight=w.surface_weight, normal_weight=w.normal_weight, eikonal_weight=w.eikonal_weight,
+            off_surface_weight=w.off_surface_weight, off_surface_alpha=w.off_surface_alpha,
         )  # fmt: skip
-        coords = torch.cat([batch.surface, batch.uniform] + ([batch.near] if targets else []))
-        log = {(f"{k}_pct_diag" if k in ("surface", "distance") else k): (100 * v / self.diagonal_unit if k in ("surface", "distance") else v) for k, v in il.terms.items()}
-        return StepResult(loss=il.loss, coords=coords, per_sample_loss=il.per_sample, log=log)
+        loss = w.distance_weight * data.mean() + il.loss
+        coords = torch.cat([batch.points, batch.surface])
+        per_sample = torch.cat([w.distance_weight * data, il.per_sample[:n_s]])
+        log = {"mae_pct_diag": 100 * float(data.detach().mean()) / self.diagonal_unit, "normal": il.terms["normal"], "eikonal": il.terms["eikonal"]}
+        return StepResult(loss=loss, coords=coords, per_sample_loss=per_sample, log=log)
 
     def extract(self, resolution: int, chunk: int = 262144) -> MeshData:
         """Marching cubes of the field over the unit cube (unit-cube coordinates)."""

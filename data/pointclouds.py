@@ -501,34 +501,38 @@ class SDFSampler:
 
 @dataclass
 class ImplicitBatch:
-    """A point-cloud batch for the implicit-surface loss."""
+    """A point-cloud batch: surface points with normals, and off-surface points with approximate SDF targets."""
 
     surface: Float[Tensor, "n 3"]
     """On-surface points (target value 0)."""
     normals: Float[Tensor, "n 3"]
     """Their unit normals (target gradient direction)."""
-    near: Float[Tensor, "m 3"]
-    """Surface points perturbed by N(0, σ²)."""
-    near_sdf: Float[Tensor, " m"]
-    """Approximate signed distance of ``near``: to the tangent plane of the nearest input point."""
-    uniform: Float[Tensor, "k 3"]
-    """Uniform points in the unit cube (eikonal term and off-surface penalty)."""
-    uniform_sdf: Float[Tensor, " k"]
-    """Approximate signed distance of ``uniform``: to the nearest input point, signed by its normal."""
+    points: Float[Tensor, "m 3"]
+    """Near-surface (perturbed) and uniform points."""
+    sdf: Float[Tensor, " m"]
+    """Approximate signed distance of ``points`` from the oriented cloud (see :class:`SurfaceSampler`)."""
 
 
 class SurfaceSampler:
-    """Batches for the implicit loss from a point cloud with normals: half surface points, a quarter
-    near-surface points (σ cycling through ``sigmas``) with their signed distance to the tangent plane of
-    the nearest input point, a quarter uniform points in the unit cube with their distance to the nearest
-    input point, signed by that point's normal (see :func:`pseudo_occupancy`)."""
+    """Batches for point-cloud SDF training, drawn afresh every step (checkpointable generator state).
+
+    ``surface_size`` input points with their normals; ``batch_size`` off-surface points distributed like a
+    mesh's sample pool (surface points perturbed by N(0, σ²) with σ cycling through ``sigmas``, plus a
+    ``uniform_fraction`` of uniform points in the unit cube), each with an approximate signed distance
+    from the nearest input point ``p`` with normal ``n``: the tangent-plane distance ``(q − p)·n`` for the
+    perturbations with σ ≤ ``plane_sigma`` (accurate between sparse points), else ``±‖q − p‖`` with the
+    sign of ``(q − p)·n`` (accurate far away; :func:`pseudo_occupancy` uses the same rule).
+    """
 
     def __init__(
         self,
         points: Float[Tensor, "n 3"],
         normals: Float[Tensor, "n 3"],
         batch_size: int,
-        sigmas: tuple[float, ...] = (0.005, 0.02),
+        surface_size: int | None = None,
+        sigmas: tuple[float, ...] = (0.002, 0.01, 0.04),
+        uniform_fraction: float = 0.2,
+        plane_sigma: float = 0.01,
         device: torch.device | str = "cpu",
         seed: int = 0,
     ) -> None:
@@ -537,36 +541,42 @@ class SurfaceSampler:
         self.points, self.normals = points.float(), normals.float()
         self.tree = cKDTree(points.double().numpy())
         self.batch_size = batch_size
+        self.surface_size = surface_size or max(1, batch_size // 8)
         self.sigmas = torch.tensor(sigmas, dtype=torch.float32)
+        self.uniform_fraction = uniform_fraction
+        self.plane_sigma = plane_sigma
         self.device = torch.device(device)
         self.generator = torch.Generator().manual_seed(seed)
 
-    def plane_distance(self, q: Float[Tensor, "m 3"]) -> Float[Tensor, " m"]:
-        """Signed distance of ``q`` to the tangent plane of its nearest input point (positive along the normal)."""
-        _, idx = self.tree.query(q.double().numpy(), k=1, workers=-1)
-        i = torch.from_numpy(idx.astype(np.int64))
-        return ((q - self.points[i]) * self.normals[i]).sum(dim=-1)
-
-    def point_distance(self, q: Float[Tensor, "m 3"]) -> Float[Tensor, " m"]:
-        """Distance of ``q`` to its nearest input point, negative where it lies behind that point's normal."""
+    def _nearest(self, q: Tensor) -> tuple[Tensor, Tensor]:
         dist, idx = self.tree.query(q.double().numpy(), k=1, workers=-1)
         i = torch.from_numpy(idx.astype(np.int64))
         side = ((q - self.points[i]) * self.normals[i]).sum(dim=-1)
-        return torch.where(side < 0, -1.0, 1.0) * torch.from_numpy(dist).float()
+        return side, torch.from_numpy(dist).float()
+
+    def plane_distance(self, q: Float[Tensor, "m 3"]) -> Float[Tensor, " m"]:
+        """Signed distance of ``q`` to the tangent plane of its nearest input point (positive along the normal)."""
+        return self._nearest(q)[0]
+
+    def point_distance(self, q: Float[Tensor, "m 3"]) -> Float[Tensor, " m"]:
+        """Distance of ``q`` to its nearest input point, negative where it lies behind that point's normal."""
+        side, dist = self._nearest(q)
+        return torch.where(side < 0, -dist, dist)
 
     def sample(self) -> ImplicitBatch:
         g, n = self.generator, self.batch_size
-        n_surf, n_near = n // 2, n // 4
-        n_uni = n - n_surf - n_near
-        i = torch.randint(0, self.points.shape[0], (n_surf,), generator=g)
+        i = torch.randint(0, self.points.shape[0], (self.surface_size,), generator=g)
+        n_uni = int(round(n * self.uniform_fraction))
+        n_near = n - n_uni
         j = torch.randint(0, self.points.shape[0], (n_near,), generator=g)
-        sigma = self.sigmas[torch.randint(0, len(self.sigmas), (n_near,), generator=g)]
+        sigma = self.sigmas[torch.arange(n_near) % len(self.sigmas)]
         near = (self.points[j] + torch.randn(n_near, 3, generator=g) * sigma[:, None]).clamp(0, 1)
-        uniform = torch.rand(n_uni, 3, generator=g)
+        pts = torch.cat([near, torch.rand(n_uni, 3, generator=g)])
+        side, dist = self._nearest(pts)
+        use_plane = torch.cat([sigma <= self.plane_sigma, torch.zeros(n_uni, dtype=torch.bool)])
+        sdf = torch.where(use_plane, side, torch.where(side < 0, -dist, dist))
         d = self.device
-        return ImplicitBatch(
-            self.points[i].to(d), self.normals[i].to(d), near.to(d), self.plane_distance(near).to(d), uniform.to(d), self.point_distance(uniform).to(d)
-        )
+        return ImplicitBatch(self.points[i].to(d), self.normals[i].to(d), pts.to(d), sdf.to(d))
 
     def state_dict(self) -> dict:
         return {"generator": self.generator.get_state()}

@@ -101,6 +101,34 @@ def spearman(a: list[float], b: list[float]) -> float:
     return float(np.corrcoef(ra, rb)[0, 1])
 
 
+def projection(family: str, image: Path, fresh: FreshConfig, steps: int, batch_size: int, probe_steps: int, device: str) -> dict:
+    """FreSh's cost relative to a default-length training run at full resolution: selection is timed in full;
+    the training run is timed for ``probe_steps`` steps and extrapolated to ``steps``."""
+    config = replace(bench_config(family, probe_steps, batch_size, 0, device), fresh_search=fresh)
+    target = load_image(image).encoded()
+    _, result = select_image_field(config, target, resolve_device(device))
+    dev = resolve_device(device)
+    field = build_image_field(config, target.shape[-1]).to(dev)
+    task = ImageTask(field, PixelSampler(target, batch_size, dev, seed=0), target, config.loss)
+    with tempfile.TemporaryDirectory() as tmp:
+        trainer = Trainer(config.trainer, config.optim, task, RunDir(Path(tmp)), dev)
+        trainer.task.train_step(0)  # warm-up
+        t0 = time.perf_counter()
+        for step in range(probe_steps):
+            r = task.train_step(step)
+            trainer.optimizer.zero_grad(set_to_none=True)
+            r.loss.backward()
+            trainer.optimizer.step()
+            field.update(step + 1, r.coords, r.per_sample_loss.detach() if r.per_sample_loss is not None else None)
+        if dev.type == "cuda":
+            torch.cuda.synchronize()
+        step_s = (time.perf_counter() - t0) / probe_steps
+    train_s = step_s * steps
+    return {"family": family, "image": image.name, "resolution": f"{target.shape[1]}x{target.shape[0]}", "candidates": len(result.ranking),
+            "seeds": fresh.seeds, "selection_s": result.seconds, "step_s": step_s, "steps": steps, "batch_size": batch_size,
+            "train_s_extrapolated": train_s, "selection_fraction": result.seconds / train_s, "fresh_pick": result.best.value}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--images", type=Path, default=DEFAULT_IMAGES, help="folder of images (default: ../shared/data/kodak)")
@@ -116,12 +144,38 @@ def main() -> None:
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--tag", default="")
+    parser.add_argument("--projection", action="store_true",
+                        help="instead: time FreSh (full grid, full-resolution first image) against a default-length run "
+                             "(--projection-steps × --projection-batch, timed over --probe-steps steps and extrapolated)")
+    parser.add_argument("--projection-steps", type=int, default=2000, help="training steps of the projected run (fieldforge's default: 2000)")
+    parser.add_argument("--projection-batch", type=int, default=65536, help="batch of the projected run (fieldforge's default: 65536)")
+    parser.add_argument("--probe-steps", type=int, default=5)
     args = parser.parse_args()
 
     images = list_images(args.images, args.count) if args.images.is_dir() else []
     if not images:
         parser.error(f"{args.images}: no images found")
     console = Console(width=170)
+    if args.projection:
+        prows = []
+        for family in [f for f in args.families.split(",") if f]:
+            text = args.siren_values if family == "siren" and args.siren_values else args.values
+            fresh = FreshConfig(values=tuple(float(v) for v in text.split(",") if v), seeds=args.seeds, crop=args.crop)
+            p = projection(family, images[0], fresh, args.projection_steps, args.projection_batch, args.probe_steps, args.device)
+            prows.append(p)
+            console.print(p)
+        table = Table(title=f"FreSh cost vs a default training run ({args.projection_steps} steps × {args.projection_batch}), full resolution")
+        for col in ("family", "image", "candidates × seeds", "selection s", "s / step", "train s (extrap.)", "select/train"):
+            table.add_column(col, justify="right")
+        for p in prows:
+            table.add_row(p["family"], f"{p['image']} {p['resolution']}", f"{p['candidates']} × {p['seeds']}", f"{p['selection_s']:.1f}",
+                          f"{p['step_s']:.2f}", f"{p['train_s_extrapolated']:.0f}", f"{100 * p['selection_fraction']:.2f}%")
+        console.print(table)
+        out = ROOT / "scripts" / "results" / f"bench_fresh-projection{('-' + args.tag) if args.tag else ''}.json"
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps({"args": {k: str(v) for k, v in vars(args).items()}, "runs": prows}, indent=1))
+        console.print(f"wrote {out}")
+        return
     rows, summary = [], {}
     for family in [f for f in args.families.split(",") if f]:
         config = bench_config(family, args.steps, args.batch_size, args.seed, args.device)

@@ -49,3 +49,15 @@ def test_train_nerf_help_lists_the_options(capsys):
     out = capsys.readouterr().out
     for opt in ("--data", "--method", "--render.grid-resolution", "--capture.downscale", "--field.radiance.density-activation"):
         assert opt in out
+
+
+def test_training_rays_respect_the_sample_budget(capture):
+    cfg = nerf_train_config("ngp")
+    cfg = replace(cfg, render=replace(cfg.render, grid_resolution=8, steps_per_ray=64, early_stop_eps=0.0))
+    model = build_model(cfg, capture.scene_box)  # fresh grid: everything occupied, ~64 samples per ray
+    o = torch.tensor([[0.0, 0.0, 3.0]]).repeat(32, 1)
+    d = torch.nn.functional.normalize(torch.randn(32, 3) * 0.05 + torch.tensor([0.0, 0.0, -1.0]), dim=-1)
+    full, _, _ = model.render_rays(o, d, torch.ones(3), training=True)
+    cut, _, ri = model.render_rays(o, d, torch.rand(32, 3), training=True, max_samples=300)
+    assert full.rgb.shape[0] == 32 and full.n_samples > 300
+    assert 1 <= cut.rgb.shape[0] < 32 and cut.n_samples <= 300 and int(ri.max()) < cut.rgb.shape[0]

@@ -95,22 +95,24 @@ def test_pseudo_occupancy_from_oriented_points_matches_the_sphere():
     assert float((sdf.double() - exact).abs().max()) < 0.02  # nearest-point distance of a dense sample
 
 
-def test_surface_sampler_near_targets_and_resumable_state():
+def test_surface_sampler_targets_and_resumable_state():
     shape = AnalyticShape("sphere")
     surf, nrm = shape.sample_surface(20_000, seed=3)
     pts = (surf * 0.6 + 0.5).float()
-    sampler = SurfaceSampler(pts, nrm.float(), batch_size=4000, sigmas=(0.005, 0.02), seed=7)
+    sampler = SurfaceSampler(pts, nrm.float(), batch_size=4000, surface_size=500, sigmas=(0.002, 0.01, 0.04), uniform_fraction=0.25, seed=7)
     state = sampler.state_dict()
     b1 = sampler.sample()
-    assert b1.surface.shape == (2000, 3) and b1.near.shape == (1000, 3) and b1.uniform.shape == (1000, 3)
-    exact = (b1.near.double() - 0.5).norm(dim=-1) - 0.3
-    assert float((b1.near_sdf.double() - exact).abs().mean()) < 2e-3  # tangent plane of the nearest point
-    exact_u = (b1.uniform.double() - 0.5).norm(dim=-1) - 0.3
-    assert torch.equal(b1.uniform_sdf < 0, exact_u < 0)  # sign from the nearest point's normal
-    assert float((b1.uniform_sdf.double() - exact_u).abs().max()) < 0.01
+    assert b1.surface.shape == (500, 3) and b1.normals.shape == (500, 3) and b1.points.shape == (4000, 3)
+    exact = (b1.points.double() - 0.5).norm(dim=-1) - 0.3
+    err = (b1.sdf.double() - exact).abs()
+    plane = (torch.arange(3000) % 3) < 2  # σ = 0.002, 0.01: tangent plane of the nearest point
+    assert float(err[:3000][plane].mean()) < 1e-3
+    assert float(err.max()) < 0.01  # σ = 0.04 and uniform points: distance to the nearest point
+    clear = exact.abs() > 0.005
+    assert torch.equal((b1.sdf < 0)[clear], (exact < 0)[clear])
     sampler.load_state_dict(state)
     b2 = sampler.sample()
-    assert torch.equal(b1.near, b2.near) and torch.equal(b1.surface, b2.surface)
+    assert torch.equal(b1.points, b2.points) and torch.equal(b1.surface, b2.surface) and torch.equal(b1.sdf, b2.sdf)
 
 
 def test_sdf_sampler_draws_from_the_pool_reproducibly(sphere_cloud):
