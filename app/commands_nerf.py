@@ -250,9 +250,9 @@ def demo_nerf(output_dir: Path = Path("outputs"), steps: int = 400, progress: bo
         write_synthetic_capture(capture, **DEMO_CAPTURE)  # type: ignore[arg-type]
     run, metrics = run_training(demo_nerf_config(capture, output_dir, steps, progress))
     renders, _ = run_render(run.path, "test", None, None, depth=True)
-    video, _ = run_video(run.path, "orbit", video_frames, 24, 2.0, None, None)
+    video, _ = run_video(run.path, "orbit", video_frames, 24, 1.0, None, None)
     mesh, mesh_m = export_nerf_mesh(run.path, mesh_resolution)
-    cloud, _ = run_pointcloud(run.path, 50_000, "train", "capture", None, None)
+    cloud, _ = run_pointcloud(run.path, 20_000, "train", "capture", None, None)
     return {"run": run.path, "capture": capture, "renders": renders, "video": video, "mesh": mesh, "pointcloud": cloud,
             "metrics": {**metrics, "mesh_faces": mesh_m["faces"]}}
 

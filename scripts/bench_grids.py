@@ -96,7 +96,8 @@ def sdf_configs() -> dict[str, tuple[FieldConfig, float]]:
     return {
         "ngp": (FieldConfig(encoding=grid, network=MLPConfig(width=64, n_hidden_layers=2), head="sdf"), 1e-2),
         "rbf": (FieldConfig(encoding=grid, network=RBFConfig(n_kernels=64), head="sdf"), 1e-2),
-        "cam": (FieldConfig(encoding=ff, network=CAMConfig(mlp=MLPConfig(width=128, n_hidden_layers=3), grid_resolution=(32,)), head="sdf"), 3e-3),
+        "cam": (FieldConfig(encoding=ff, network=CAMConfig(mlp=MLPConfig(width=128, n_hidden_layers=3), grid_resolution=(32,)),
+                            head="sdf"), 3e-3),
         "ff": (FieldConfig(encoding=ff, network=MLPConfig(width=128, n_hidden_layers=3), head="sdf"), 3e-3),
     }
 
@@ -129,7 +130,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--images", type=Path, default=DEFAULT_IMAGES, help="folder of images (default: ../shared/data/kodak)")
     parser.add_argument("--count", type=int, default=2, help="use the first N images of the folder")
-    parser.add_argument("--methods", default="ff,cam,ngp,rbf", help=f"comma-separated image presets from: {','.join(IMAGE_METHODS)}")
+    parser.add_argument("--methods", default="ff,cam,ngp,rbf",
+                        help=f"comma-separated image presets from: {','.join(IMAGE_METHODS)}")
     parser.add_argument("--steps", type=int, default=500, help="maximum optimizer steps per image fit")
     parser.add_argument("--eval-every", type=int, default=10, help="evaluate the full image every N steps (not timed)")
     parser.add_argument("--target-psnr", type=float, default=30.0, help="report the time to first reach this PSNR (dB)")
@@ -164,8 +166,8 @@ def main() -> None:
                 console.print(f"{method:>5} {path.name}: {r['final_psnr']:.2f} dB at step {r['final_step']}, "
                               f"{args.target_psnr:g} dB at {r['target_wall_s'] or float('nan'):.1f} s ({r['target_step']} steps)")
                 runs.append(r)
-        table = Table(title=f"Time to {args.target_psnr:g} dB, {len(images)} images, batch {args.batch_size}, downscale {args.downscale}, "
-                            f"{args.threads} CPU thread(s)")
+        table = Table(title=f"Time to {args.target_psnr:g} dB, {len(images)} images, batch {args.batch_size}, "
+                            f"downscale {args.downscale}, {args.threads} CPU thread(s)")
         for col in ("method", "params", "steps/s", f"steps to {args.target_psnr:g} dB", "wall s", "CPU s", "PSNR at last step"):
             table.add_column(col, justify="right")
         summary = {}
@@ -176,11 +178,13 @@ def main() -> None:
             summary[method] = {
                 "params": rs[0]["params"], "steps_per_s": mean("steps_per_s", rs), "reached": f"{len(hit)}/{len(rs)}",
                 "target_step": mean("target_step", hit), "target_wall_s": mean("target_wall_s", hit),
-                "target_cpu_s": mean("target_cpu_s", hit), "final_psnr": mean("final_psnr", rs), "final_step": mean("final_step", rs),
+                "target_cpu_s": mean("target_cpu_s", hit), "final_psnr": mean("final_psnr", rs),
+                "final_step": mean("final_step", rs),
             }
             s = summary[method]
             table.add_row(method, f"{s['params']:,}", f"{s['steps_per_s']:.2f}", f"{s['target_step']:.0f} ({s['reached']})",
-                          f"{s['target_wall_s']:.1f}", f"{s['target_cpu_s']:.1f}", f"{s['final_psnr']:.2f} @ {s['final_step']:.0f}")
+                          f"{s['target_wall_s']:.1f}", f"{s['target_cpu_s']:.1f}",
+                          f"{s['final_psnr']:.2f} @ {s['final_step']:.0f}")
         console.print(table)
         result["image"] = {"summary": summary, "runs": runs}
 
@@ -190,7 +194,8 @@ def main() -> None:
             r = fit_sdf(name, config, lr, args.sdf_steps, args.sdf_batch, args.seed)
             console.print(f"sdf {name}: MAE {r['mae']:.5f}, near-surface {r['mae_near']:.5f}, {r['wall_s']:.1f} s")
             rows.append(r)
-        table = Table(title=f"Torus SDF in [-1,1]^3 (R=0.5, r=0.2), L1 regression, {args.sdf_steps} steps × {args.sdf_batch} points")
+        table = Table(title=f"Torus SDF in [-1,1]^3 (R=0.5, r=0.2), L1 regression, "
+                            f"{args.sdf_steps} steps × {args.sdf_batch} points")
         for col in ("method", "params", "MAE", "MAE |sdf|<0.05", "max err", "wall s", "CPU s"):
             table.add_column(col, justify="right")
         for r in rows:

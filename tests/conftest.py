@@ -10,7 +10,8 @@ import torch  # noqa: E402
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
-torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+# pytest runs with 2 xdist workers on 2 cores: one thread each avoids OpenMP oversubscription.
+torch.set_num_threads(1)
 
 
 @pytest.fixture

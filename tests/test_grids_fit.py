@@ -18,17 +18,9 @@ FF = FourierEncodingConfig(sigma=1.0, n_features=32)
 SDF_FIELDS = {
     "hashgrid+mlp": (FieldConfig(encoding=GRID, network=MLPConfig(width=32, n_hidden_layers=2), head="sdf"), 1e-2),
     "hashgrid+rbf": (FieldConfig(encoding=GRID, network=RBFConfig(n_kernels=32), head="sdf"), 1e-2),
-    "ff+cam": (FieldConfig(encoding=FF, network=CAMConfig(mlp=MLPConfig(width=64, n_hidden_layers=2), grid_resolution=(16,)), head="sdf"), 3e-3),
+    "ff+cam": (FieldConfig(encoding=FF, network=CAMConfig(mlp=MLPConfig(width=64, n_hidden_layers=2), grid_resolution=(16,)),
+                           head="sdf"), 3e-3),
 }
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Small batches run faster on one thread, especially on a shared machine (no barrier spinning)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def test_analytic_sdfs_are_exact_distances():
