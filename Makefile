@@ -25,8 +25,10 @@ $(VENV)/.installed: pyproject.toml
 
 venv: system-deps $(VENV)/.installed
 
+# The full pipeline on the embedded synthetic capture: render it, train ngp, print test PSNR, write
+# test renders, an orbit video, a coloured mesh and a point cloud (`fieldforge demo` alone fits an image).
 demo: venv
-	$(VENV)/bin/fieldforge demo
+	$(VENV)/bin/fieldforge demo nerf
 
 test: venv
 	$(PY) -m pytest -n 2 -q

@@ -70,6 +70,8 @@ def export_mesh(argv: list[str], prog: str) -> int:
         return export_mesh_nerf(config, argv)
     out, metrics = run_export(config)
     what = f"exported {metrics['kind']} mesh at {config.resolution}³ from step {metrics['step']}: {metrics['vertices']:,} vertices, {metrics['faces']:,} faces"
+    if "level" in metrics:
+        what += f" (level {metrics['level']:g})"
     if config.format == "npz":
         what = f"exported the {config.resolution}³ {metrics['kind']} grid from step {metrics['step']}"
         metrics = {k: v for k, v in metrics.items() if k != "watertight"}

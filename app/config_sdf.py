@@ -123,11 +123,13 @@ class ImplicitLossConfig:
     """Weight of mean |f − d| at off-surface points, d from the nearest oriented input point (its tangent
     plane for the small perturbations, the point itself otherwise). 0: the pure implicit loss (many more
     steps, and far-field sign errors)."""
-    surface_weight: float = 1.0
-    """Weight of mean |f| at surface points."""
-    normal_weight: float = 0.05
+    surface_weight: float = 0.0
+    """Weight of mean |f| at surface points. Off by default: the σ = 0.002 perturbations and their
+    tangent-plane targets already pin the zero level, and on the bunny's 2,885 points a weight of 1 slowed
+    everything else (Chamfer 1.8% vs 0.8% of the diagonal at 300 steps)."""
+    normal_weight: float = 0.01
     """Weight of mean (1 − cos(∇f, n)) at surface points."""
-    eikonal_weight: float = 0.05
+    eikonal_weight: float = 0.01
     """Weight of mean (‖∇f‖ − 1)² at surface points and as many off-surface points."""
     off_surface_weight: float = 0.0
     """Weight of SIREN's mean exp(−α|f|) at those off-surface points (0: off; the distance term covers it)."""
@@ -150,7 +152,7 @@ class SDFTrainConfig:
     field: FieldConfig = dataclasses.field(default_factory=lambda: SDF_METHODS["ff"].field)
     optim: OptimizerConfig = dataclasses.field(default_factory=OptimizerConfig)
     trainer: Annotated[TrainerConfig, tyro.conf.OmitArgPrefixes] = dataclasses.field(
-        default_factory=lambda: TrainerConfig(steps=1000, batch_size=8192, eval_every=0, checkpoint_every=500)
+        default_factory=lambda: TrainerConfig(steps=800, batch_size=8192, eval_every=0, checkpoint_every=400)
     )
     sdf_loss: Literal["l1", "clamped"] = "l1"
     """SDF regression loss: plain L1, or L1 of both values clamped to ±clamp_distance (DeepSDF)."""

@@ -4,7 +4,8 @@ of three mid-plane slices.
 The field is found through a loader registered for its run type (``RUN_LOADERS``) and meshed according
 to what it can do (capabilities, not classes): ``HasSDF`` → the zero level set of the signed distance
 (sparse evaluation near the surface); an ``occupancy_logit`` output → logit 0 (probability ½);
-``HasDensity`` → a density threshold. Marching cubes runs slab by slab (``fields.meshing.extract_mesh``),
+``HasDensity`` → a density threshold. Run types with their own mesher (NeRF: colours from the radiance
+field, capture frame) are delegated through ``RUN_MESH_EXPORTERS``. Marching cubes runs slab by slab (``fields.meshing.extract_mesh``),
 so memory stays bounded at 512³ and 1024³. Vertices are mapped back to the input's coordinates.
 
 Encoders return bytes; every file is written atomically.
@@ -284,11 +285,34 @@ def load_sdf_run(run: RunDir, step: int | None) -> LoadedField:
     return LoadedField(field.eval(), UNIT_BOX.clone(), chosen, (norm.scale, np.asarray(norm.offset)), reference, kind_hint=config.target)
 
 
+RUN_MESH_EXPORTERS: dict[str, str] = {
+    "app.config_nerf:NerfTrainConfig": "app.export_mesh:export_nerf_run",
+}
+"""Run config type → ``module:function(ExportMeshConfig) -> (path, metrics)`` for runs whose meshing
+needs more than a level set of the field (radiance fields: colours seen along the normal, capture frame)."""
+
+
+def export_nerf_run(config: "ExportMeshConfig") -> tuple[Path, dict]:
+    """``export mesh`` on a NeRF run: the radiance engineer's density mesher (``app.export_nerf``)."""
+    from app.export_nerf import export_nerf_mesh
+    from app.trainer import resolve_device
+
+    if config.format == "npz":
+        raise InputError(None, "--format npz exports SDF/occupancy grids; NeRF runs export ply, obj or glb meshes")
+    frame = "capture" if config.frame == "input" else "normalized"
+    device = str(resolve_device(config.device))
+    return export_nerf_mesh(config.run, config.resolution, config.level, frame, config.step, config.output, config.format, device)  # type: ignore[arg-type]
+
+
+def _config_key(config: object) -> str:
+    return f"{type(config).__module__}:{type(config).__qualname__}"
+
+
 def load_run_field(run: RunDir, step: int | None) -> LoadedField:
     config = run.read_config()
-    key = f"{type(config).__module__}:{type(config).__qualname__}"
+    key = _config_key(config)
     if key not in RUN_LOADERS:
-        raise InputError(run.path, f"cannot export a mesh from a {type(config).__name__} run (mesh export supports: SDF/occupancy runs)")
+        raise InputError(run.path, f"cannot export a mesh from a {type(config).__name__} run (mesh export supports SDF, occupancy and NeRF runs)")
     module, _, fn = RUN_LOADERS[key].partition(":")
     return getattr(import_module(module), fn)(run, step)
 
@@ -326,7 +350,7 @@ class ExportMeshConfig:
     """Extract a trained field's surface with marching cubes (memory-bounded, slab by slab)."""
 
     run: Path = Path("")
-    """Run directory of a shape (SDF/occupancy) field."""
+    """Run directory of a shape (SDF/occupancy) field, or of a NeRF (meshed at a density level)."""
     resolution: int = 512
     """Grid samples per axis over the field's box (512³ and 1024³ run in bounded memory)."""
     format: MeshFormat = "ply"
@@ -360,6 +384,10 @@ def export_mesh(config: ExportMeshConfig) -> tuple[Path, dict]:
     if config.chunk < 1:
         raise InputError(None, f"--chunk must be positive, got {config.chunk}")
     run = RunDir.open(config.run)
+    delegate = RUN_MESH_EXPORTERS.get(_config_key(run.read_config()))
+    if delegate is not None:
+        module, _, fn = delegate.partition(":")
+        return getattr(import_module(module), fn)(config)
     loaded = load_run_field(run, config.step)
     device = resolve_device(config.device)
     loaded.model.to(device)

@@ -43,7 +43,7 @@ from app.trainer import lr_lambda, resolve_device  # noqa: E402
 from data.captures import CaptureOptions, load_capture  # noqa: E402
 from fields.metrics import psnr, ssim  # noqa: E402
 
-LEGO = ROOT.parent / "shared" / "data" / "lego_half"
+LEGO = Path(os.environ.get("FIELDFORGE_LEGO", ROOT.parent / "shared" / "data" / "lego_half"))
 
 
 def scene_config(method: str, scene: str, data: Path, args) -> "object":

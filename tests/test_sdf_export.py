@@ -16,15 +16,6 @@ from app.export_mesh import GridNpzWriter, encode_glb, encode_obj, encode_ply
 from fields.meshing import MeshData
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _single_thread():
-    """One intra-op thread: on this shared 2-core machine, 2 OpenMP threads are up to 100× slower under load."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
-
-
 CENTRE = np.array([10.0, -5.0, 3.0])
 RADIUS = 2.0
 TINY = [

@@ -14,15 +14,6 @@ from fields.geometry_metrics import surface_metrics, volumetric_iou
 from fields.meshing import MeshData, extract_mesh, grid_axes, marching_cubes, vertex_normals
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _single_thread():
-    """One intra-op thread: on this shared 2-core machine, 2 OpenMP threads are up to 100× slower under load."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
-
-
 BOX = torch.tensor([[-1.0, -1.0, -1.0], [1.0, 1.0, 1.0]])
 
 

@@ -16,15 +16,6 @@ from app.trainer import Trainer
 from data.pointclouds import load_surface, sample_surface, with_normals
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _single_thread():
-    """One intra-op thread: on this shared 2-core machine, 2 OpenMP threads are up to 100× slower under load."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
-
-
 @pytest.fixture(scope="module")
 def shapes(tmp_path_factory) -> dict:
     d = tmp_path_factory.mktemp("shapes")

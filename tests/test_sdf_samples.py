@@ -29,15 +29,6 @@ from fields.losses import (
 from fields.networks import MLPConfig
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _single_thread():
-    """One intra-op thread: on this shared 2-core machine, 2 OpenMP threads are up to 100× slower under load."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
-
-
 CENTRE = np.array([1.0, 2.0, -0.5])
 RADIUS = 0.75
 RES = 80

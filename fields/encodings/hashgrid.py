@@ -243,7 +243,7 @@ class HashGridEncodingConfig(EncodingConfig):
     """Learning-rate multiplier of the table relative to the optimizer's lr."""
     weight_decay: float | None = None
     """Weight decay of the table (None: the optimizer's; instant-ngp uses none on the grid)."""
-    backend: Literal["torch", "triton", "tcnn", "auto"] = "torch"
+    backend: Literal["torch", "triton", "tcnn", "auto"] = "auto"
     """Implementation: 'torch' (reference), 'triton' (fused kernels on CUDA, fp32 table), 'auto' (Triton on
     CUDA, else torch; logged once). 'tcnn' falls back to torch: tcnn's HashGrid is another function."""
 
