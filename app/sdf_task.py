@@ -274,7 +274,7 @@ def train_sdf(config: SDFTrainConfig, run: RunDir | None = None) -> tuple[RunDir
     if start:
         console.print(f"resuming {run.path} from step {start}")
     kind = "mesh" if cloud.is_mesh else ("point cloud, normals estimated" if cloud.normals_estimated else "point cloud")
-    loss = ("L1" if config.sdf_loss == "l1" else "clamped L1") if samples is not None and config.target == "sdf" else ("BCE" if config.target == "occupancy" else "implicit + eikonal")
+    loss = ("L1" if config.sdf_loss == "l1" else "clamped L1") if samples is not None and config.target == "sdf" else ("BCE" if config.target == "occupancy" else "distance L1 + normal + eikonal terms")
     console.print(
         f"{config.method}: {config.data.name} ({kind}, {cloud.n_points:,} points) → {config.target} ({loss}) on {device}, "
         f"{field.num_parameters():,} parameters, {config.trainer.steps} steps; samples ready in {t_data:.1f} s"

@@ -203,6 +203,7 @@ def extract_mesh(
     prev_top: dict[bytes, int] = {}  # exact (x, y) of the vertices on that plane → global vertex id
     peak = 0
     unmatched = 0  # shared-plane vertices without a partner (would be a crack; expected 0)
+    alias: dict[int, int] = {}  # coincident shared-plane vertices → the one they are welded to
     row = 0
     while row < n_blocks:
         row_end = min(row + rows_per_slab, n_blocks)
@@ -265,12 +266,18 @@ def extract_mesh(
                         new[i] = False
                     else:
                         unmatched += 1
-            # Number the vertices that are new consecutively.
+            # Number the vertices that are new consecutively (bottom vertices sharing a position share an id).
             ids[new] = n_verts + np.arange(int(new.sum()))
             verts_parts.append(v[new])
             faces_parts.append(ids[f])
             top = np.where(v[:, 2] == z_offset + slab.shape[2] - 1)[0]
-            prev_top = {v[i, :2].tobytes(): int(ids[i]) for i in top}
+            prev_top = {}
+            for i in top:  # vertices of distinct edges can round to one float32 position: weld them
+                key = v[i, :2].tobytes()
+                if key in prev_top and prev_top[key] != int(ids[i]):
+                    alias[int(ids[i])] = prev_top[key]
+                else:
+                    prev_top[key] = int(ids[i])
             n_verts += int(new.sum())
         else:
             prev_top = {}
@@ -280,8 +287,30 @@ def extract_mesh(
     if n_verts == 0:
         mesh = MeshData(np.zeros((0, 3)), np.zeros((0, 3), dtype=np.int64))
     else:
-        mesh = MeshData(_index_to_world(np.concatenate(verts_parts), bbox, res3), np.concatenate(faces_parts))
-    return mesh, {"evaluated": evaluated, "dense": R**3, "peak_slab_voxels": peak, "unmatched": unmatched}
+        verts, faces = np.concatenate(verts_parts), np.concatenate(faces_parts)
+        if alias:
+            verts, faces = _weld(verts, faces, alias)
+        mesh = MeshData(_index_to_world(verts, bbox, res3), faces)
+    return mesh, {"evaluated": evaluated, "dense": R**3, "peak_slab_voxels": peak, "unmatched": unmatched, "welded": len(alias)}
+
+
+def _weld(verts: np.ndarray, faces: np.ndarray, alias: dict[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """Merge aliased vertices, drop the triangles that collapse (an edge collapse of zero length), renumber."""
+    canonical = np.arange(len(verts))
+    src = np.fromiter(alias.keys(), dtype=np.int64)
+    dst = np.fromiter(alias.values(), dtype=np.int64)
+    canonical[src] = dst
+    while True:  # resolve chains a → b → c
+        nxt = canonical[canonical]
+        if np.array_equal(nxt, canonical):
+            break
+        canonical = nxt
+    f = canonical[faces]
+    f = f[(f[:, 0] != f[:, 1]) & (f[:, 1] != f[:, 2]) & (f[:, 0] != f[:, 2])]
+    used = np.unique(f)
+    remap = np.full(len(verts), -1, dtype=np.int64)
+    remap[used] = np.arange(len(used))
+    return verts[used], remap[f]
 
 
 def _cull(

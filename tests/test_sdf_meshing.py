@@ -120,3 +120,15 @@ def test_mesh_data_transform_maps_back_exactly():
     mesh = MeshData(np.random.default_rng(0).random((10, 3)), np.array([[0, 1, 2], [2, 3, 4]]))
     world = mesh.transformed(0.25, np.array([0.1, 0.2, 0.3]))
     assert np.allclose(world.vertices * 0.25 + [0.1, 0.2, 0.3], mesh.vertices)
+
+
+def test_vertices_that_coincide_on_a_shared_slab_plane_are_welded_into_a_closed_mesh():
+    """An octahedron whose equator passes exactly through grid points of a plane two slabs share: distinct
+    edges give vertices at one float position there, which must be welded, not mismatched."""
+    fn = lambda p: p[:, 0].abs() + p[:, 1].abs() + (p[:, 2] + 1 / 32).abs() - 10 / 32  # noqa: E731  (z index 31 = 4·8 − 1)
+    whole, _ = extract_mesh(fn, BOX, 65, block=4)
+    slabs, stats = extract_mesh(fn, BOX, 65, block=4, slab_voxels=1)
+    assert stats["welded"] > 0 and stats["unmatched"] == 0
+    assert whole.is_watertight() and slabs.is_watertight()
+    assert slabs.volume() == pytest.approx(4 / 3 * (10 / 32) ** 3, rel=1e-9) == whole.volume()
+    assert slabs.area() == pytest.approx(whole.area(), rel=1e-9)
