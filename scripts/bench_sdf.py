@@ -16,6 +16,7 @@ Writes a rich table to stdout and JSON to scripts/results/bench_sdf[-TAG].json.
 
 import argparse
 import json
+import os
 import platform
 import sys
 import tempfile
@@ -23,10 +24,12 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-import numpy as np
-import torch
-from rich.console import Console
-from rich.table import Table
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch loads (see app/cli.py)
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+from rich.console import Console  # noqa: E402
+from rich.table import Table  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
