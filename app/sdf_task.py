@@ -23,7 +23,6 @@ from app.trainer import StepResult, Trainer, resolve_device
 from data.errors import InputError
 from data.pointclouds import (
     MeshDistance,
-    NonWatertightWarning,
     PointCloud,
     SDFSampler,
     SDFSamples,
@@ -286,6 +285,8 @@ def train_sdf(config: SDFTrainConfig, run: RunDir | None = None) -> tuple[RunDir
     world.normals = vertex_normals(world.vertices, world.faces) if world.n_faces else None
     if world.n_faces:
         atomic_write_bytes(run.renders_dir / "mesh.ply", encode_mesh(world, "ply"))
+    else:
+        console.print("[yellow]warning:[/] the field has no surface yet (no zero crossing in the box): train longer or raise --optim.lr")
     value_fn, level, inside = field_value_fn(field, config.target)
     atomic_write_bytes(run.renders_dir / "slices.png", slice_image(value_fn, UNIT_BOX, 256, level, inside, config.target, device))
     metrics["data_seconds"] = t_data
