@@ -9,22 +9,8 @@ from typing import Literal
 import tyro
 
 from app.config_nerf import NERF_METHODS, NerfTrainConfig, nerf_train_config
+from app.commands import TYRO_CONF, _method_from_argv
 from data.errors import InputError
-
-TYRO_CONF = (tyro.conf.AvoidSubcommands, tyro.conf.FlagConversionOff)
-
-
-def _method_from_argv(argv: list[str], default: str) -> str:
-    method = default
-    for i, arg in enumerate(argv):
-        if arg == "--method" and i + 1 < len(argv):
-            method = argv[i + 1]
-        elif arg.startswith("--method="):
-            method = arg.split("=", 1)[1]
-    if method not in NERF_METHODS:
-        raise InputError(None, f"unknown --method {method!r}; choose one of: {', '.join(NERF_METHODS)}")
-    return method
-
 
 def _summary(prefix: str, metrics: dict, path: Path) -> str:
     parts = [prefix]
@@ -40,7 +26,7 @@ def _summary(prefix: str, metrics: dict, path: Path) -> str:
 def train_nerf(argv: list[str], prog: str) -> int:
     from app.nerf_task import resume_nerf, train_nerf as run_training
 
-    method = _method_from_argv(argv, "ngp")
+    method = _method_from_argv(argv, NERF_METHODS, "ngp")
     config = tyro.cli(NerfTrainConfig, default=nerf_train_config(method), args=argv, prog=prog, config=TYRO_CONF)
     if config.resume is not None:
         steps = config.trainer.steps if any(a.startswith("--steps") for a in argv) else None
