@@ -99,7 +99,8 @@ def shape_reference(cloud: PointCloud, n: int, sign_rays: int) -> ShapeReference
 
 
 def training_samples(cloud: PointCloud, config: SDFTrainConfig) -> SDFSamples | None:
-    """The fixed sample pool (meshes; point clouds with the occupancy target), or ``None`` (implicit loss)."""
+    """The fixed sample pool (meshes; point clouds with the occupancy target), or ``None`` (point-cloud SDF:
+    its samples are drawn every step by ``SurfaceSampler``)."""
     s = config.sampling
     seed = config.trainer.seed
     if cloud.is_mesh:
@@ -217,8 +218,7 @@ class SDFTask:
             mesh = self.extract(self.config.eval_resolution)
             self.last_mesh = mesh
             metrics.update(score_mesh(mesh, ref, self.diagonal_unit, self.config.eval_points))
-            for key in ("chamfer_l1",):
-                metrics[key] = metrics[key] / self.cloud.normalization.scale
+            metrics["chamfer_l1"] = metrics["chamfer_l1"] / self.cloud.normalization.scale  # input units
             if "chamfer_l2" in metrics:
                 metrics["chamfer_l2"] = metrics["chamfer_l2"] / self.cloud.normalization.scale**2
         return metrics

@@ -585,12 +585,6 @@ class SurfaceSampler:
         self.generator.set_state(state["generator"])
 
 
-def grid_points(resolution: int, lo: float = 0.0, hi: float = 1.0) -> Float[Tensor, "r r r 3"]:
-    """Corner-aligned ``resolution³`` grid over ``[lo, hi]³``, indexed ``[x, y, z]``."""
-    t = torch.linspace(lo, hi, resolution)
-    return torch.stack(torch.meshgrid(t, t, t, indexing="ij"), dim=-1)
-
-
 __all__ = [
     "ImplicitBatch",
     "MeshDistance",
@@ -602,7 +596,6 @@ __all__ = [
     "SUFFIXES",
     "SurfaceSampler",
     "estimate_normals",
-    "grid_points",
     "is_closed_manifold",
     "load_surface",
     "mesh_sdf_samples",

@@ -203,13 +203,16 @@ def _bad(tmp_path, name, content):
     ids=["missing", "empty", "format", "nan", "coincident", "zero-area", "garbage-ply", "no-data", "method", "target", "not-a-run", "no-run"],
 )
 def test_bad_input_gives_one_line_and_exit_code_2(tmp_path, capfd, argv_fn, message):
-    code = main(argv_fn(tmp_path))
+    argv = argv_fn(tmp_path)
+    if argv[:2] == ["train", "sdf"]:
+        argv += ["--output-dir", str(tmp_path / "runs")]
+    code = main(argv)
     out, err = capfd.readouterr()
     assert code == 2
     assert out == ""
     lines = err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("fieldforge: error:") and message in lines[0], err
-    assert not any((tmp_path / "outputs").glob("*")) if (tmp_path / "outputs").exists() else True
+    assert not (tmp_path / "runs").exists()  # input is validated before a run directory is created
 
 
 def test_export_refuses_runs_of_other_tasks_and_bad_options(tmp_path, sphere_run, capfd):
@@ -225,3 +228,13 @@ def test_export_refuses_runs_of_other_tasks_and_bad_options(tmp_path, sphere_run
     assert "--resolution must be" in capfd.readouterr().err
     assert main(["export", "mesh", "--run", str(sphere_run), "--format", "obj", "--output", str(tmp_path / "x.ply")]) == 2
     assert "does not match --format obj" in capfd.readouterr().err
+
+
+def test_occupancy_runs_export_their_probability_one_half_surface(tmp_path, sphere_file, capsys):
+    args = ["train", "sdf", "--data", str(sphere_file), "--output-dir", str(tmp_path), "--name", "occ", "--target", "occupancy", *TINY]
+    assert main(args) == 0
+    assert "trained pe (occupancy)" in capsys.readouterr().out
+    assert main(["export", "mesh", "--run", str(tmp_path / "occ"), "--resolution", "40", "--format", "glb", "--slices", "False"]) == 0
+    line = capsys.readouterr().out
+    assert "exported occupancy mesh at 40³" in line and "watertight" in line and "NOT" not in line
+    assert (tmp_path / "occ" / "exports" / "mesh-40.glb").is_file()
