@@ -26,6 +26,81 @@ def _method_from_argv(argv: list[str], presets: dict, default: str) -> str:
     return method
 
 
+ENCODING_NAMES = {
+    "identity": "IdentityEncodingConfig",
+    "frequency": "FrequencyEncodingConfig",
+    "fourier": "FourierEncodingConfig",
+    "hashgrid": "HashGridEncodingConfig",
+    "c2f-frequency": "CoarseToFineFrequencyConfig",
+    "c2f-fourier": "CoarseToFineFourierConfig",
+    "sape": "SAPEConfig",
+}
+"""``--encoding NAME`` → config class in ``fields.encodings`` (its defaults replace the preset's encoding)."""
+NETWORK_NAMES = {"mlp": "MLPConfig", "cam": "CAMConfig", "rbf": "RBFConfig", "pins": "PINsConfig", "siren": "SirenConfig"}
+"""``--network NAME`` → config class in ``fields.networks``."""
+
+
+def _pop_option(argv: list[str], name: str) -> tuple[list[str], str | None]:
+    """Remove ``--name VALUE`` / ``--name=VALUE`` from ``argv``; the last value wins."""
+    out, value, i = [], None, 0
+    while i < len(argv):
+        arg = argv[i]
+        if arg == name and i + 1 < len(argv):
+            value, i = argv[i + 1], i + 2
+            continue
+        if arg.startswith(name + "="):
+            value = arg.split("=", 1)[1]
+        else:
+            out.append(arg)
+        i += 1
+    return out, value
+
+
+def _components_from_argv(argv: list[str], default):
+    """Pre-read ``--encoding NAME`` / ``--network NAME``: swap that component of the preset's field for the
+    named type with its own defaults, so ``--field.encoding.*`` / ``--field.network.*`` (and --help) then
+    address the new type. Returns the remaining argv and the updated default config."""
+    import fields.encodings as encodings
+    import fields.networks as networks
+
+    argv, encoding = _pop_option(argv, "--encoding")
+    argv, network = _pop_option(argv, "--network")
+    field = default.field
+    for value, names, module, attr, flag in ((encoding, ENCODING_NAMES, encodings, "encoding", "--encoding"),
+                                             (network, NETWORK_NAMES, networks, "network", "--network")):
+        if value is None:
+            continue
+        if value not in names:
+            raise InputError(None, f"unknown {flag} {value!r}; choose one of: {', '.join(names)}")
+        cls = getattr(module, names[value])
+        current = getattr(field, attr)
+        if not isinstance(current, cls):
+            field = replace(field, **{attr: _carry_mlp(current, cls)})
+    return argv, replace(default, field=field)
+
+
+def _carry_mlp(current, cls):
+    """A default ``cls`` that keeps the preset's MLP where both sides have one (e.g. ngp's 2×64 MLP → CAM)."""
+    import dataclasses
+
+    from fields.networks import MLPConfig
+
+    inner = current if isinstance(current, MLPConfig) else getattr(current, "mlp", None)
+    if cls is MLPConfig and isinstance(inner, MLPConfig):
+        return inner
+    if isinstance(inner, MLPConfig) and any(f.name == "mlp" for f in dataclasses.fields(cls)):
+        return cls(mlp=inner)
+    return cls()
+
+
+def _help_description(config_type) -> str:
+    """The config's docstring plus the component switches that tyro does not see (they are pre-read)."""
+    doc = (config_type.__doc__ or "").strip()
+    return (f"{doc}\n\n--method picks a preset. --encoding {{{','.join(ENCODING_NAMES)}}} and --network "
+            f"{{{','.join(NETWORK_NAMES)}}} swap that component of the preset for the named type (its defaults; "
+            "then set its options with --field.encoding.* / --field.network.*; --help after them lists those).")
+
+
 def _summary(prefix: str, metrics: dict, path: Path) -> str:
     parts = [prefix]
     for key, fmt in (("psnr", "PSNR {:.2f} dB"), ("ssim", "SSIM {:.4f}")):
@@ -40,7 +115,9 @@ def train_image(argv: list[str], prog: str) -> int:
     from app.train import resume_image, train_image as run_training
 
     method = _method_from_argv(argv, IMAGE_METHODS, "ff")
-    config = tyro.cli(ImageTrainConfig, default=image_train_config(method), args=argv, prog=prog, config=TYRO_CONF)
+    argv, default = _components_from_argv(argv, image_train_config(method))
+    config = tyro.cli(ImageTrainConfig, default=default, args=argv, prog=prog, config=TYRO_CONF,
+                      description=_help_description(ImageTrainConfig))
     if config.resume is not None:
         steps = config.trainer.steps if any(a.startswith("--steps") for a in argv) else None
         run, metrics = resume_image(config.resume, steps)

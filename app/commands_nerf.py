@@ -9,7 +9,7 @@ from typing import Literal
 import tyro
 
 from app.config_nerf import NERF_METHODS, NerfTrainConfig, nerf_train_config
-from app.commands import TYRO_CONF, _method_from_argv
+from app.commands import TYRO_CONF, _components_from_argv, _help_description, _method_from_argv
 from data.errors import InputError
 
 def _summary(prefix: str, metrics: dict, path: Path) -> str:
@@ -27,7 +27,9 @@ def train_nerf(argv: list[str], prog: str) -> int:
     from app.nerf_task import resume_nerf, train_nerf as run_training
 
     method = _method_from_argv(argv, NERF_METHODS, "ngp")
-    config = tyro.cli(NerfTrainConfig, default=nerf_train_config(method), args=argv, prog=prog, config=TYRO_CONF)
+    argv, default = _components_from_argv(argv, nerf_train_config(method))
+    config = tyro.cli(NerfTrainConfig, default=default, args=argv, prog=prog, config=TYRO_CONF,
+                      description=_help_description(NerfTrainConfig))
     if config.resume is not None:
         steps = config.trainer.steps if any(a.startswith("--steps") for a in argv) else None
         run, metrics = resume_nerf(config.resume, steps)

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import tyro
 
-from app.commands import TYRO_CONF, _method_from_argv
+from app.commands import TYRO_CONF, _components_from_argv, _help_description, _method_from_argv
 from app.config_sdf import SDF_METHODS, SDFTrainConfig, sdf_train_config
 from data.errors import InputError
 
@@ -43,7 +43,9 @@ def train_sdf(argv: list[str], prog: str) -> int:
 
     method = _method_from_argv(argv, SDF_METHODS, "ff")
     default = sdf_train_config(method, _target_from_argv(argv))  # type: ignore[arg-type]
-    config = tyro.cli(SDFTrainConfig, default=default, args=argv, prog=prog, config=TYRO_CONF)
+    argv, default = _components_from_argv(argv, default)
+    config = tyro.cli(SDFTrainConfig, default=default, args=argv, prog=prog, config=TYRO_CONF,
+                      description=_help_description(SDFTrainConfig))
     if config.resume is not None:
         steps = config.trainer.steps if any(a.startswith("--steps") for a in argv) else None
         run, metrics = resume_sdf(config.resume, steps)

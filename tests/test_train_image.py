@@ -147,3 +147,25 @@ def test_killed_run_resumes_bit_for_bit(image_file, tmp_path):
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
     steps = [r["step"] for r in RunDir(tmp_path / "victim").read_metrics() if r["kind"] == "train"]
     assert steps == sorted(set(steps)), "metrics after the checkpoint were not truncated on resume"
+
+
+def test_cli_swaps_a_presets_network_and_encoding_type(image_file, tmp_path, capsys):
+    out_dir = tmp_path / "runs"
+    rc = main(["train", "image", "--data", str(image_file), "--method", "ngp", "--network", "cam", "--field.network.mlp.width", "16",
+               "--field.network.grid-resolution", "8", "--steps", "30", "--batch-size", "256", "--output-dir", str(out_dir),
+               "--name", "ngp-cam", "--progress", "False"])
+    assert rc == 0, capsys.readouterr().err
+    config = RunDir.open(out_dir / "ngp-cam").read_config()
+    assert type(config.field.encoding).__name__ == "HashGridEncodingConfig"  # the preset's encoding is kept
+    assert type(config.field.network).__name__ == "CAMConfig"
+    assert config.field.network.mlp.width == 16 and config.field.network.grid_resolution == (8,)
+    assert config.field.network.mlp.n_hidden_layers == IMAGE_METHODS["ngp"].field.network.n_hidden_layers  # ngp's MLP carried over
+    rc = main(["train", "image", "--data", str(image_file), "--method", "mlp", "--encoding=fourier", "--field.encoding.sigma", "3",
+               "--steps", "5", "--output-dir", str(out_dir), "--name", "mlp-ff", "--progress", "False", *SMALL])
+    assert rc == 0
+    encoding = RunDir.open(out_dir / "mlp-ff").read_config().field.encoding
+    assert type(encoding).__name__ == "FourierEncodingConfig" and encoding.sigma == 3.0
+    capsys.readouterr()
+    assert main(["train", "image", "--data", str(image_file), "--network", "transformer"]) == 2
+    err = capsys.readouterr().err
+    assert "unknown --network 'transformer'" in err and "cam" in err
