@@ -16,6 +16,7 @@ from app.config import MethodPreset, OptimizerConfig, TrainerConfig
 from data.captures.capture import CaptureOptions
 from fields.encodings import FourierEncodingConfig, FrequencyEncodingConfig
 from fields.field import FieldConfig
+from fields.fresh import NerfFreshConfig
 from fields.networks import MLPConfig
 from fields.radiance import RadianceHeadConfig
 
@@ -83,6 +84,11 @@ class NerfTrainConfig:
     """Periodic evaluations render the first N test views (the final one renders all)."""
     resume: Path | None = None
     """Continue the run in this directory from its newest checkpoint (its saved config is used)."""
+    fresh: bool = False
+    """Pick the encoding's frequency hyperparameter (FF σ, PE top octave, SIREN ω₀, hash-grid finest resolution) with
+    FreSh before training: spectra of the untrained candidates vs a few training views rendered at init."""
+    fresh_search: NerfFreshConfig = dataclasses.field(default_factory=NerfFreshConfig)
+    """FreSh candidates and settings (used with --fresh)."""
 
 
 _NGP_OPTIM = OptimizerConfig(lr=1e-2, final_lr_ratio=0.03, warmup_steps=100, eps=1e-15, weight_decay=1e-6)

@@ -18,6 +18,7 @@ from fields.encodings.coarse_to_fine import CoarseToFineFourierConfig
 from fields.encodings.hashgrid import HashGridEncodingConfig
 from fields.encodings.sape import SAPEConfig
 from fields.field import FieldConfig
+from fields.fresh import VolumeFreshConfig
 from fields.networks import MLPConfig
 from fields.networks.cam import CAMConfig
 from fields.networks.pins import PINsConfig
@@ -168,6 +169,11 @@ class SDFTrainConfig:
     """Surface samples per side for Chamfer / F-score / normal consistency."""
     resume: Path | None = None
     """Continue the run in this directory from its newest checkpoint (its saved config is used)."""
+    fresh: bool = False
+    """Pick the encoding's frequency hyperparameter (FF σ, PE top octave, SIREN ω₀, hash-grid finest resolution) with
+    FreSh before training: spectra of the untrained candidates vs the shape's SDF/occupancy on a cube."""
+    fresh_search: VolumeFreshConfig = dataclasses.field(default_factory=VolumeFreshConfig)
+    """FreSh candidates and settings (used with --fresh)."""
 
 
 def sdf_train_config(method: str, target: Target | None = None) -> SDFTrainConfig:

@@ -384,6 +384,10 @@ def train_nerf(config: NerfTrainConfig, run=None):
     run.write_config(config)
     atomic_write_text(run.path / "capture.json", json.dumps(capture_metadata(capture)))
     device = resolve_device(config.trainer.device)
+    if config.fresh and not (run.path / "fresh.json").is_file():  # FreSh: choose the field before building it
+        from app.fresh_volume import apply_fresh_nerf
+
+        config = apply_fresh_nerf(config, capture, run, device)
     model = build_model(config, capture.scene_box).to(device)
     task = NerfTask(model, capture, config, device)
     trainer = Trainer(config.trainer, config.optim, task, run, device)

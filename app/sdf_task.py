@@ -266,6 +266,10 @@ def train_sdf(config: SDFTrainConfig, run: RunDir | None = None) -> tuple[RunDir
     run.write_config(config)
     atomic_write_text(run.path / "data.json", json.dumps(data_info(cloud, config), indent=1))
     device = resolve_device(config.trainer.device)
+    if config.fresh and not (run.path / "fresh.json").is_file():  # FreSh: choose the field before building it
+        from app.fresh_volume import apply_fresh_sdf
+
+        config = apply_fresh_sdf(config, cloud, run, device)
     field = build_sdf_field(config).to(device)
     task = SDFTask(field, config, cloud, samples, reference, device)
     trainer = Trainer(config.trainer, config.optim, task, run, device)

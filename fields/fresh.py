@@ -219,15 +219,20 @@ def fresh_select(
 
 
 @dataclass(frozen=True)
-class FreshConfig:
-    """FreSh settings: candidates, seeds and spectrum size (used by every ``train`` command's --fresh)."""
+class FreshSearch:
+    """FreSh settings every task shares: candidates, seeds and spectrum size."""
 
     values: tuple[float, ...] = ()
-    """Candidate values of the tuned hyperparameter (default: its grid: FF σ 1..20, SIREN ω₀ 10..200, PE top octave 1..12)."""
+    """Candidate values of the tuned hyperparameter (default: its grid: FF σ 1..20, SIREN ω₀ 10..200, PE top octave 1..12, hash-grid finest resolution 32..4096)."""
     seeds: int = 10
     """Random initializations per candidate (the distance is their mean)."""
     crop: int = 64
     """Spectrum entries K kept after dropping DC (FreSh: 64 for images and SIREN, 128 for Fourier features)."""
+
+
+@dataclass(frozen=True)
+class FreshConfig(FreshSearch):
+    """FreSh settings for image fields (``train image --fresh``)."""
     full_resolution: bool = False
     """Compare spectra at the signal's smallest side (FreSh's default; renders every candidate at full size) instead of at 2·crop+1 (its --downscale option, far cheaper)."""
     supersample: int = 1
@@ -236,6 +241,35 @@ class FreshConfig:
     def spectrum_side(self, signal_side: int) -> int | None:
         """Side the spectra are computed at (None: the signal's own smallest side, capped at 1024)."""
         return None if self.full_resolution else min(2 * self.crop + 1, signal_side)
+
+
+@dataclass(frozen=True)
+class VolumeFreshConfig(FreshSearch):
+    """FreSh for SDF/occupancy fields: spectra of the field sampled on a cube (half of the image K, as FreSh's 3-D setting)."""
+
+    seeds: int = 5
+    """Random initializations per candidate (each one samples the whole cube)."""
+    crop: int = 32
+    """Spectrum entries K kept after dropping DC."""
+    max_side: int = 32
+    """Largest cube side the target and each untrained field are sampled on (side = min(2K+1, this))."""
+
+    def volume_side(self) -> int:
+        return max(8, min(2 * self.crop + 1, self.max_side))
+
+
+@dataclass(frozen=True)
+class NerfFreshConfig(FreshSearch):
+    """FreSh for radiance fields: untrained renders of a few training views against those images."""
+
+    crop: int = 32
+    """Spectrum entries K (FreSh uses half of the image setting for NeRF)."""
+    seeds: int = 3
+    """Random initializations per candidate (each one renders every view)."""
+    views: int = 2
+    """Training views compared (spread evenly over the training split)."""
+    steps_per_ray: int = 128
+    """Ray-marching steps of the renders at initialization (the occupancy grid is all-occupied then)."""
 
 
 # -- which hyperparameter each component exposes ---------------------------------------------------

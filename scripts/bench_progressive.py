@@ -41,19 +41,26 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--protocol", default="holdout", choices=["holdout", "fit"],
                         help="holdout: train on every 2nd pixel (25%%), PSNR on the other 75%% (Tancik et al.); fit: train and score on all pixels")
+    parser.add_argument("--skip", type=int, default=0, help="skip the first K images (to split a sweep over processes)")
+    parser.add_argument("--combine", type=Path, nargs="+", default=None,
+                        help="merge result JSONs of runs with the same settings (e.g. one per image or method subset) into one table")
     parser.add_argument("--tag", default="")
     args = parser.parse_args()
 
+    if args.combine:
+        report(*combined_runs(args.combine, parser), args)
+        return
     methods = [m for m in args.methods.split(",") if m]
     for m in methods:
         if m not in IMAGE_METHODS or not any(f.name == "sigma" for f in dataclasses.fields(IMAGE_METHODS[m].field.encoding)):
             parser.error(f"{m!r} is not a preset with a Fourier-feature σ")
     sigmas = [float(s) for s in args.sigmas.split(",") if s]
-    images = list_images(args.images, args.count) if args.images.is_dir() else []
+    images = list_images(args.images, args.skip + args.count)[args.skip:] if args.images.is_dir() else []
     if not images:
         parser.error(f"{args.images}: no images found")
     console = Console(width=170)
     targets = {p.name: load_image(p, downscale=args.downscale).encoded() for p in images}
+    h, w = next(iter(targets.values())).shape[:2]
     rows = []
     for method in methods:
         base = bench_config(method, args.steps, args.batch_size, args.seed, args.device)
@@ -62,23 +69,56 @@ def main() -> None:
             for name, target in targets.items():
                 mask = holdout_mask(*target.shape[:2]) if args.protocol == "holdout" else None
                 r = fit_config(config, target, args.device, mask)
-                rows.append({"method": method, "sigma": sigma, "image": name, **r})
+                rows.append({"method": method, "sigma": sigma, "image": name, "resolution": f"{w}x{h}", **r})
                 extra = f" (train pixels {r['train_psnr']:.2f} dB)" if mask is not None else ""
                 console.print(f"{method:>5} σ={sigma:g} {name}: {r['psnr']:.2f} dB{extra} in {r['seconds']:.1f} s")
+    report(rows, methods, sigmas, args)
 
+
+def combined_runs(paths: list[Path], parser: argparse.ArgumentParser) -> tuple[list[dict], list[str], list[float]]:
+    """Rows of several result files (e.g. one image or method subset per process), checked to share a protocol."""
+    rows, settings = [], set()
+    for path in paths:
+        data = json.loads(path.read_text())
+        a = data["args"]
+        settings.add((a["steps"], a["batch_size"], a["downscale"], a["protocol"], a["seed"]))
+        rows += data["runs"]
+    if len(settings) != 1:
+        parser.error(f"--combine: the files were run with different settings {sorted(settings)}")
+    methods = list(dict.fromkeys(r["method"] for r in rows))
+    sigmas = sorted({float(r["sigma"]) for r in rows})
+    return rows, methods, sigmas
+
+
+def report(rows: list[dict], methods: list[str], sigmas: list[float], args: argparse.Namespace) -> None:
+    """Print the σ table (mean over images) and write the JSON."""
+    console = Console(width=170)
+    if args.combine:
+        first = json.loads(Path(args.combine[0]).read_text())["args"]
+        for key in ("steps", "batch_size", "downscale", "protocol", "seed"):
+            setattr(args, key, type(getattr(args, key))(first[key]))
     summary: dict[str, dict] = {}
     for method in methods:
         def mean(key: str, s: float) -> float:
-            return float(np.mean([r[key] for r in rows if r["method"] == method and r["sigma"] == s]))
+            values = [r[key] for r in rows if r["method"] == method and float(r["sigma"]) == s]
+            if len({r["image"] for r in rows}) != len(values):
+                raise SystemExit(f"{method} σ={s:g}: results for {len(values)} images, expected one per image")
+            return float(np.mean(values))
 
         per_sigma = {s: mean("psnr", s) for s in sigmas}
         summary[method] = {"psnr_by_sigma": per_sigma, "spread_db": max(per_sigma.values()) - min(per_sigma.values()),
                            "best_db": max(per_sigma.values()), "params": next(r["params"] for r in rows if r["method"] == method)}
         if args.protocol == "holdout":
             summary[method]["train_psnr_by_sigma"] = {s: mean("train_psnr", s) for s in sigmas}
-    h, w = next(iter(targets.values())).shape[:2]
+    if "ff" in summary:
+        for method in methods:
+            if method != "ff":
+                summary[method]["delta_vs_ff_by_sigma"] = {x: summary[method]["psnr_by_sigma"][x] - summary["ff"]["psnr_by_sigma"][x] for x in sigmas}
+    images = sorted({r["image"] for r in rows})
+    resolution = next((r["resolution"] for r in rows if "resolution" in r), f"÷{args.downscale}")
     scored = "held-out 75% of pixels (trained on every 2nd pixel)" if args.protocol == "holdout" else "all pixels (trained on all)"
-    table = Table(title=f"σ sweep: {len(images)} images at {w}×{h}, {args.steps} steps, batch {args.batch_size}; mean PSNR (dB) on {scored}")
+    table = Table(title=f"σ sweep: {len(images)} images ({', '.join(images)}) at {resolution}, {args.steps} steps, batch {args.batch_size}; "
+                        f"mean PSNR (dB) on {scored}")
     table.add_column("method")
     for s in sigmas:
         table.add_column(f"σ={s:g}", justify="right")
