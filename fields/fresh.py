@@ -268,7 +268,7 @@ class NerfFreshConfig(FreshSearch):
     """Random initializations per candidate (each one renders every view)."""
     views: int = 2
     """Training views compared (spread evenly over the training split)."""
-    steps_per_ray: int = 128
+    steps_per_ray: int = 64
     """Ray-marching steps of the renders at initialization (the occupancy grid is all-occupied then)."""
 
 
@@ -300,8 +300,16 @@ def register_fresh_parameter(config_type: type, parameter: FreshParameter) -> No
     FRESH_PARAMETERS[config_type] = parameter
 
 
+PROGRESSIVE_NETWORKS = ("PINsConfig",)
+"""Networks that open their inputs progressively: at initialization they hide most of the encoding, so an
+untrained render says little about its hyperparameter and FreSh refuses them (as it does SAPE and c2f)."""
+
+
 def fresh_parameter(field_config: Any) -> FreshParameter:
     """The tunable parameter of a field config (its network first, e.g. SIREN's ω₀, then its encoding)."""
+    network = type(getattr(field_config, "network", None)).__name__
+    if network in PROGRESSIVE_NETWORKS:
+        raise LookupError(f"FreSh cannot rank network {network}: it opens its frequency bands progressively, so its untrained output does not reflect them")
     for component in ("network", "encoding"):
         part = getattr(field_config, component, None)
         if part is not None and type(part) in FRESH_PARAMETERS and FRESH_PARAMETERS[type(part)].component == component:

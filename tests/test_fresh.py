@@ -130,6 +130,8 @@ def test_candidates_come_from_the_registered_parameter_and_progressive_encodings
     assert param.name == "encoding.max_log2_frequency" and [c.encoding.max_log2_frequency for _, _, c in configs] == [3.0, 5.0]
     with pytest.raises(LookupError, match="SAPEConfig"):
         candidate_configs(image_train_config("sape").field)
+    with pytest.raises(LookupError, match="PINsConfig: it opens its frequency bands progressively"):
+        candidate_configs(image_train_config("pins").field)
 
 
 def test_renders_at_init_redraw_every_seed_and_apply_render_overrides():
