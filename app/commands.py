@@ -111,20 +111,24 @@ def _summary(prefix: str, metrics: dict, path: Path) -> str:
     return ", ".join(parts) + f" → {path}"
 
 
+def run_train_command(argv: list[str], prog: str, config_type: type, default, train_fn, resume_fn, data_hint: str):
+    """Shared body of every ``train`` command: component switches, tyro parsing (the preset as defaults),
+    then a fresh run or ``--resume`` (``--steps`` given with it extends the run). Returns ``(run, metrics)``."""
+    argv, default = _components_from_argv(argv, default)
+    config = tyro.cli(config_type, default=default, args=argv, prog=prog, config=TYRO_CONF, description=_help_description(config_type))
+    if config.resume is not None:
+        steps = config.trainer.steps if any(a.startswith("--steps") for a in argv) else None
+        return resume_fn(config.resume, steps)
+    if str(config.data) in ("", "."):
+        raise InputError(None, f"--data is required ({data_hint})")
+    return train_fn(config)
+
+
 def train_image(argv: list[str], prog: str) -> int:
     from app.train import resume_image, train_image as run_training
 
-    method = _method_from_argv(argv, IMAGE_METHODS, "ff")
-    argv, default = _components_from_argv(argv, image_train_config(method))
-    config = tyro.cli(ImageTrainConfig, default=default, args=argv, prog=prog, config=TYRO_CONF,
-                      description=_help_description(ImageTrainConfig))
-    if config.resume is not None:
-        steps = config.trainer.steps if any(a.startswith("--steps") for a in argv) else None
-        run, metrics = resume_image(config.resume, steps)
-    else:
-        if str(config.data) in ("", "."):
-            raise InputError(None, "--data is required (an image file)")
-        run, metrics = run_training(config)
+    default = image_train_config(_method_from_argv(argv, IMAGE_METHODS, "ff"))
+    run, metrics = run_train_command(argv, prog, ImageTrainConfig, default, run_training, resume_image, "an image file")
     print(_summary(f"trained {run.read_config().method}", metrics, run.path))
     return 0
 

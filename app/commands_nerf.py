@@ -9,7 +9,7 @@ from typing import Literal
 import tyro
 
 from app.config_nerf import NERF_METHODS, NerfTrainConfig, nerf_train_config
-from app.commands import TYRO_CONF, _components_from_argv, _help_description, _method_from_argv
+from app.commands import TYRO_CONF, _method_from_argv, run_train_command
 from data.errors import InputError
 
 def _summary(prefix: str, metrics: dict, path: Path) -> str:
@@ -26,17 +26,9 @@ def _summary(prefix: str, metrics: dict, path: Path) -> str:
 def train_nerf(argv: list[str], prog: str) -> int:
     from app.nerf_task import resume_nerf, train_nerf as run_training
 
-    method = _method_from_argv(argv, NERF_METHODS, "ngp")
-    argv, default = _components_from_argv(argv, nerf_train_config(method))
-    config = tyro.cli(NerfTrainConfig, default=default, args=argv, prog=prog, config=TYRO_CONF,
-                      description=_help_description(NerfTrainConfig))
-    if config.resume is not None:
-        steps = config.trainer.steps if any(a.startswith("--steps") for a in argv) else None
-        run, metrics = resume_nerf(config.resume, steps)
-    else:
-        if str(config.data) in ("", "."):
-            raise InputError(None, "--data is required (a capture directory or transforms file)")
-        run, metrics = run_training(config)
+    default = nerf_train_config(_method_from_argv(argv, NERF_METHODS, "ngp"))
+    run, metrics = run_train_command(argv, prog, NerfTrainConfig, default, run_training, resume_nerf,
+                                     "a capture directory or transforms file")
     print(_summary(f"trained {run.read_config().method}", metrics, run.path))
     return 0
 

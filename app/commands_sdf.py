@@ -5,7 +5,7 @@ from pathlib import Path
 
 import tyro
 
-from app.commands import TYRO_CONF, _components_from_argv, _help_description, _method_from_argv
+from app.commands import TYRO_CONF, _method_from_argv, run_train_command
 from app.config_sdf import SDF_METHODS, SDFTrainConfig, sdf_train_config
 from data.errors import InputError
 
@@ -41,18 +41,8 @@ def shape_summary(prefix: str, metrics: dict, path: Path) -> str:
 def train_sdf(argv: list[str], prog: str) -> int:
     from app.sdf_task import resume_sdf, train_sdf as run_training
 
-    method = _method_from_argv(argv, SDF_METHODS, "ff")
-    default = sdf_train_config(method, _target_from_argv(argv))  # type: ignore[arg-type]
-    argv, default = _components_from_argv(argv, default)
-    config = tyro.cli(SDFTrainConfig, default=default, args=argv, prog=prog, config=TYRO_CONF,
-                      description=_help_description(SDFTrainConfig))
-    if config.resume is not None:
-        steps = config.trainer.steps if any(a.startswith("--steps") for a in argv) else None
-        run, metrics = resume_sdf(config.resume, steps)
-    else:
-        if str(config.data) in ("", "."):
-            raise InputError(None, "--data is required (a point cloud or mesh file)")
-        run, metrics = run_training(config)
+    default = sdf_train_config(_method_from_argv(argv, SDF_METHODS, "ff"), _target_from_argv(argv))  # type: ignore[arg-type]
+    run, metrics = run_train_command(argv, prog, SDFTrainConfig, default, run_training, resume_sdf, "a point cloud or mesh file")
     cfg = run.read_config()
     print(shape_summary(f"trained {cfg.method} ({cfg.target})", metrics, run.path))
     return 0
