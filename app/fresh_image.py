@@ -78,12 +78,17 @@ def ranking_table(result: FreshResult, title: str = "FreSh ranking") -> Table:
     return table
 
 
+def record_fresh(result: FreshResult, run: RunDir, what: str = "") -> None:
+    """Print the ranking and the pick, and write ``fresh.json`` into the run (every task's --fresh)."""
+    console.print(ranking_table(result, f"FreSh ranking ({what})" if what else "FreSh ranking"))
+    console.print(f"FreSh picked {result.best.label} (selection took {result.seconds:.1f} s)")
+    atomic_write_text(run.path / "fresh.json", json.dumps(result.to_dict(), indent=1))
+
+
 def apply_fresh(config: ImageTrainConfig, target: Tensor, run: RunDir, device: torch.device) -> ImageTrainConfig:
     """Select the field with FreSh, print the ranking, write ``fresh.json`` and the updated ``config.yaml``."""
     chosen, result = select_image_field(config, target, device)
-    console.print(ranking_table(result))
-    console.print(f"FreSh picked {result.best.label} (selection took {result.seconds:.1f} s)")
-    atomic_write_text(run.path / "fresh.json", json.dumps(result.to_dict(), indent=1))
+    record_fresh(result, run)
     config = replace(config, field=chosen)
     run.write_config(config)
     return config

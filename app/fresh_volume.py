@@ -11,24 +11,20 @@ Both reuse the generic ``fields.fresh.fresh_select``; the ranking is printed and
 and the chosen field is written to the run's ``config.yaml`` so a resumed run trains the same field.
 """
 
-import json
 from dataclasses import replace
 from typing import Any
 
 import torch
 import torch.nn.functional as F
-from rich.console import Console
 from torch import Tensor
 
-from app.atomic import atomic_write_text
-from app.fresh_image import ranking_table
+from app.fresh_image import record_fresh
 from app.runs import RunDir
 from data.errors import InputError
 from fields.field import Field, FieldConfig
 from fields.fresh import (FreshCandidate, FreshResult, FreshSearch, NerfFreshConfig, VolumeFreshConfig, candidate_configs,
                           fresh_select, init_render_config)
 
-console = Console(stderr=True)
 
 
 def _candidates(field_config: FieldConfig, fresh: FreshSearch) -> tuple[str, list[tuple[str, float, FieldConfig]]]:
@@ -37,12 +33,6 @@ def _candidates(field_config: FieldConfig, fresh: FreshSearch) -> tuple[str, lis
     except LookupError as e:
         raise InputError(None, f"--fresh: {e}") from None
     return parameter.name, configs
-
-
-def _report(result: FreshResult, run: RunDir, what: str) -> None:
-    console.print(ranking_table(result, f"FreSh ranking ({what})"))
-    console.print(f"FreSh picked {result.best.label} (selection took {result.seconds:.1f} s)")
-    atomic_write_text(run.path / "fresh.json", json.dumps(result.to_dict(), indent=1))
 
 
 # -- SDF / occupancy ---------------------------------------------------------------------------------
@@ -105,7 +95,7 @@ def apply_fresh_sdf(config: Any, cloud: Any, run: RunDir, device: torch.device) 
     """``train sdf --fresh``: choose the field, print/write the ranking, write the updated config."""
     chosen, result = select_shape_field(config.field, config.fresh_search, cloud, config.target, config.trainer.steps, device,
                                         config.sampling.sign_rays)
-    _report(result, run, f"{config.target} on a {config.fresh_search.volume_side()}³ cube")
+    record_fresh(result, run, f"{config.target} on a {config.fresh_search.volume_side()}³ cube")
     config = replace(config, field=chosen)
     run.write_config(config)
     return config
@@ -180,7 +170,7 @@ def apply_fresh_nerf(config: Any, capture: Any, run: RunDir, device: torch.devic
     """``train nerf --fresh``: choose the field from untrained renders of training views, write ranking and config."""
     chosen, result = select_radiance_field(config, capture, device)
     fresh = config.fresh_search
-    _report(result, run, f"{min(fresh.views, len(capture.split['train']))} training views at {2 * fresh.crop + 1} px")
+    record_fresh(result, run, f"{min(fresh.views, len(capture.split['train']))} training views at {2 * fresh.crop + 1} px")
     config = replace(config, field=chosen)
     run.write_config(config)
     return config
