@@ -1,3 +1,1 @@
-"""FieldForge application: CLI, trainer, checkpoints, exporters (the only layer that touches user files)."""
-
-__version__ = "0.1.0"
+"""FieldForge application: tasks, trainer, checkpoints, exporters, CLI (the only layer that touches user files)."""

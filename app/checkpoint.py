@@ -7,9 +7,9 @@ from typing import Any
 import torch
 from safetensors.torch import load_file, save
 
-from app.atomic import atomic_write_bytes
-from app.runs import RunDir
-from data.errors import InputError
+from fieldforge.app.atomic import atomic_write_bytes
+from fieldforge.app.runs import RunDir
+from fieldforge.data.errors import InputError
 
 
 def save_checkpoint(run: RunDir, step: int, model: torch.nn.Module, state: dict[str, Any], keep: int = 3) -> Path:

@@ -27,18 +27,18 @@ class Command:
 
 
 COMMANDS: dict[tuple[str, ...], Command] = {
-    ("train", "image"): Command("app.commands:train_image", "Fit a neural field to an image (PNG/JPEG/TIFF/EXR)."),
-    ("export", "image"): Command("app.commands:export_image", "Render an image field at any resolution (PNG/EXR)."),
-    ("demo",): Command("app.commands:demo", "Train on the embedded sample image and write its reconstruction."),
-    ("info",): Command("app.commands:info", "Show a run's config, metrics and checkpoints."),
-    ("train", "sdf"): Command("app.commands_sdf:train_sdf", "Fit a signed distance / occupancy field to a point cloud or mesh."),
-    ("export", "mesh"): Command("app.commands_sdf:export_mesh", "Extract a shape field's surface (PLY/OBJ/GLB, raw grid NPZ)."),
-    ("train", "nerf"): Command("app.commands_nerf:train_nerf", "Train a radiance field on a multi-view capture (nerfstudio/Blender/LLFF/COLMAP)."),
-    ("export", "render"): Command("app.commands_nerf:export_render", "Render a NeRF run's test (or train/val) views, with PSNR/SSIM."),
-    ("export", "video"): Command("app.commands_nerf:export_video", "Render a NeRF fly-through (orbit, spiral or through the cameras) as MP4."),
-    ("export", "pointcloud"): Command("app.commands_nerf:export_pointcloud", "Export a NeRF run's surface points with colours (PLY)."),
-    ("capture", "synthetic"): Command("app.commands_nerf:capture_synthetic", "Write the procedural multi-view test capture (nerfstudio format)."),
-    ("demo", "nerf"): Command("app.commands_nerf:demo", "Radiance-field pipeline on the embedded synthetic capture: train, renders, video, mesh."),
+    ("train", "image"): Command("fieldforge.app.commands:train_image", "Fit a neural field to an image (PNG/JPEG/TIFF/EXR)."),
+    ("export", "image"): Command("fieldforge.app.commands:export_image", "Render an image field at any resolution (PNG/EXR)."),
+    ("demo",): Command("fieldforge.app.commands:demo", "Train on the embedded sample image and write its reconstruction."),
+    ("info",): Command("fieldforge.app.commands:info", "Show a run's config, metrics and checkpoints."),
+    ("train", "sdf"): Command("fieldforge.app.commands_sdf:train_sdf", "Fit a signed distance / occupancy field to a point cloud or mesh."),
+    ("export", "mesh"): Command("fieldforge.app.commands_sdf:export_mesh", "Extract a shape field's surface (PLY/OBJ/GLB, raw grid NPZ)."),
+    ("train", "nerf"): Command("fieldforge.app.commands_nerf:train_nerf", "Train a radiance field on a multi-view capture (nerfstudio/Blender/LLFF/COLMAP)."),
+    ("export", "render"): Command("fieldforge.app.commands_nerf:export_render", "Render a NeRF run's test (or train/val) views, with PSNR/SSIM."),
+    ("export", "video"): Command("fieldforge.app.commands_nerf:export_video", "Render a NeRF fly-through (orbit, spiral or through the cameras) as MP4."),
+    ("export", "pointcloud"): Command("fieldforge.app.commands_nerf:export_pointcloud", "Export a NeRF run's surface points with colours (PLY)."),
+    ("capture", "synthetic"): Command("fieldforge.app.commands_nerf:capture_synthetic", "Write the procedural multi-view test capture (nerfstudio format)."),
+    ("demo", "nerf"): Command("fieldforge.app.commands_nerf:demo", "Radiance-field pipeline on the embedded synthetic capture: train, renders, video, mesh."),
 }
 
 
@@ -58,14 +58,14 @@ def _resolve(argv: Sequence[str]) -> tuple[tuple[str, ...], list[str]] | None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from data.errors import InputError
+    from fieldforge.data.errors import InputError
 
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in ("-h", "--help"):
         print(_usage())
         return 0
     if argv[0] == "--version":
-        from app import __version__
+        from fieldforge import __version__
 
         print(f"fieldforge {__version__}")
         return 0

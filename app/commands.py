@@ -7,8 +7,8 @@ from typing import Annotated
 
 import tyro
 
-from app.config import IMAGE_METHODS, ImageTrainConfig, image_train_config
-from data.errors import InputError
+from fieldforge.app.config import IMAGE_METHODS, ImageTrainConfig, image_train_config
+from fieldforge.data.errors import InputError
 
 TYRO_CONF = (tyro.conf.AvoidSubcommands, tyro.conf.FlagConversionOff)
 
@@ -60,8 +60,8 @@ def _components_from_argv(argv: list[str], default):
     """Pre-read ``--encoding NAME`` / ``--network NAME``: swap that component of the preset's field for the
     named type with its own defaults, so ``--field.encoding.*`` / ``--field.network.*`` (and --help) then
     address the new type. Returns the remaining argv and the updated default config."""
-    import fields.encodings as encodings
-    import fields.networks as networks
+    import fieldforge.fields.encodings as encodings
+    import fieldforge.fields.networks as networks
 
     argv, encoding = _pop_option(argv, "--encoding")
     argv, network = _pop_option(argv, "--network")
@@ -83,7 +83,7 @@ def _carry_mlp(current, cls):
     """A default ``cls`` that keeps the preset's MLP where both sides have one (e.g. ngp's 2×64 MLP → CAM)."""
     import dataclasses
 
-    from fields.networks import MLPConfig
+    from fieldforge.fields.networks import MLPConfig
 
     inner = current if isinstance(current, MLPConfig) else getattr(current, "mlp", None)
     if cls is MLPConfig and isinstance(inner, MLPConfig):
@@ -125,7 +125,7 @@ def run_train_command(argv: list[str], prog: str, config_type: type, default, tr
 
 
 def train_image(argv: list[str], prog: str) -> int:
-    from app.train import resume_image, train_image as run_training
+    from fieldforge.app.train import resume_image, train_image as run_training
 
     default = image_train_config(_method_from_argv(argv, IMAGE_METHODS, "ff"))
     run, metrics = run_train_command(argv, prog, ImageTrainConfig, default, run_training, resume_image, "an image file")
@@ -134,7 +134,7 @@ def train_image(argv: list[str], prog: str) -> int:
 
 
 def export_image(argv: list[str], prog: str) -> int:
-    from app.export import ExportImageConfig, export_image as run_export
+    from fieldforge.app.export import ExportImageConfig, export_image as run_export
 
     config = tyro.cli(ExportImageConfig, args=argv, prog=prog, config=TYRO_CONF)
     if str(config.run) in ("", "."):
@@ -166,9 +166,9 @@ def demo(argv: list[str], prog: str) -> int:
     import skimage.data
     import skimage.transform
 
-    from app.atomic import atomic_write_bytes
-    from app.train import train_image as run_training
-    from data.images import encode_image, srgb_to_linear
+    from fieldforge.app.atomic import atomic_write_bytes
+    from fieldforge.app.train import train_image as run_training
+    from fieldforge.data.images import encode_image, srgb_to_linear
 
     import torch
 
@@ -201,8 +201,8 @@ class InfoConfig:
 
 
 def info(argv: list[str], prog: str) -> int:
-    from app.config_io import dump_yaml
-    from app.runs import RunDir
+    from fieldforge.app.config_io import dump_yaml
+    from fieldforge.app.runs import RunDir
 
     config = tyro.cli(InfoConfig, args=argv, prog=prog, config=TYRO_CONF)
     run = RunDir.open(config.run)

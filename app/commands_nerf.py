@@ -8,9 +8,9 @@ from typing import Literal
 
 import tyro
 
-from app.config_nerf import NERF_METHODS, NerfTrainConfig, nerf_train_config
-from app.commands import TYRO_CONF, _method_from_argv, run_train_command
-from data.errors import InputError
+from fieldforge.app.config_nerf import NERF_METHODS, NerfTrainConfig, nerf_train_config
+from fieldforge.app.commands import TYRO_CONF, _method_from_argv, run_train_command
+from fieldforge.data.errors import InputError
 
 def _summary(prefix: str, metrics: dict, path: Path) -> str:
     parts = [prefix]
@@ -24,7 +24,7 @@ def _summary(prefix: str, metrics: dict, path: Path) -> str:
 
 
 def train_nerf(argv: list[str], prog: str) -> int:
-    from app.nerf_task import resume_nerf, train_nerf as run_training
+    from fieldforge.app.nerf_task import resume_nerf, train_nerf as run_training
 
     default = nerf_train_config(_method_from_argv(argv, NERF_METHODS, "ngp"))
     run, metrics = run_train_command(argv, prog, NerfTrainConfig, default, run_training, resume_nerf,
@@ -94,7 +94,7 @@ class ExportPointcloudConfig:
 
 
 def _device(name: str) -> str:
-    from app.trainer import resolve_device
+    from fieldforge.app.trainer import resolve_device
 
     return str(resolve_device(name))
 
@@ -105,7 +105,7 @@ def _require_run(run: Path) -> None:
 
 
 def export_render(argv: list[str], prog: str) -> int:
-    from app.export_nerf import export_render as run_export
+    from fieldforge.app.export_nerf import export_render as run_export
 
     c = tyro.cli(ExportRenderConfig, args=argv, prog=prog, config=TYRO_CONF)
     _require_run(c.run)
@@ -115,7 +115,7 @@ def export_render(argv: list[str], prog: str) -> int:
 
 
 def export_video(argv: list[str], prog: str) -> int:
-    from app.export_nerf import export_video as run_export
+    from fieldforge.app.export_nerf import export_video as run_export
 
     c = tyro.cli(ExportVideoConfig, args=argv, prog=prog, config=TYRO_CONF)
     _require_run(c.run)
@@ -125,7 +125,7 @@ def export_video(argv: list[str], prog: str) -> int:
 
 
 def export_pointcloud(argv: list[str], prog: str) -> int:
-    from app.export_nerf import export_pointcloud as run_export
+    from fieldforge.app.export_nerf import export_pointcloud as run_export
 
     c = tyro.cli(ExportPointcloudConfig, args=argv, prog=prog, config=TYRO_CONF)
     _require_run(c.run)
@@ -141,7 +141,7 @@ def export_mesh_nerf(config, argv: list[str]) -> int:
     shell 1% of the box diagonal thick is half opaque), ``--frame input`` maps vertices to the capture's
     frame, ``--frame unit`` keeps FieldForge's normalized frame; ``--resolution`` defaults to 256 here.
     """
-    from app.export_nerf import export_nerf_mesh
+    from fieldforge.app.export_nerf import export_nerf_mesh
 
     if config.format == "npz":
         raise InputError(None, "--format npz is not available for radiance fields; use ply, obj or glb")
@@ -173,8 +173,8 @@ class SyntheticCaptureCommand:
 
 def write_synthetic_capture(output: Path, n_views: int = 40, width: int = 64, height: int = 64, supersample: int = 2, points: int = 0) -> Path:
     """Render the procedural capture and write it atomically; returns its transforms.json."""
-    from app.atomic import atomic_write_bytes
-    from data.captures.synthetic import SyntheticCaptureConfig, synthetic_capture_files
+    from fieldforge.app.atomic import atomic_write_bytes
+    from fieldforge.data.captures.synthetic import SyntheticCaptureConfig, synthetic_capture_files
 
     cfg = SyntheticCaptureConfig(n_views=n_views, width=width, height=height, supersample=supersample, n_points=points)
     files = synthetic_capture_files(cfg)
@@ -200,7 +200,7 @@ DEMO_CAPTURE = dict(n_views=40, width=64, height=64, supersample=2)
 
 def demo_nerf_config(capture: Path, output_dir: Path, steps: int, progress: bool = True) -> NerfTrainConfig:
     """The demo's NeRF run: ``ngp`` with a CPU-sized hash grid and occupancy grid."""
-    from fields.encodings.hashgrid import HashGridEncodingConfig
+    from fieldforge.fields.encodings.hashgrid import HashGridEncodingConfig
 
     base = nerf_train_config("ngp")
     return replace(
@@ -222,8 +222,8 @@ def demo_nerf(output_dir: Path = Path("outputs"), steps: int = 400, progress: bo
 
     Returns ``{"run", "capture", "renders", "video", "mesh", "pointcloud", "metrics"}``.
     """
-    from app.export_nerf import export_nerf_mesh, export_pointcloud as run_pointcloud, export_render as run_render, export_video as run_video
-    from app.nerf_task import train_nerf as run_training
+    from fieldforge.app.export_nerf import export_nerf_mesh, export_pointcloud as run_pointcloud, export_render as run_render, export_video as run_video
+    from fieldforge.app.nerf_task import train_nerf as run_training
 
     capture = output_dir / "demo-capture"
     if not (capture / "transforms.json").is_file():

@@ -5,9 +5,9 @@ from pathlib import Path
 
 import tyro
 
-from app.commands import TYRO_CONF, _method_from_argv, run_train_command
-from app.config_sdf import SDF_METHODS, SDFTrainConfig, sdf_train_config
-from data.errors import InputError
+from fieldforge.app.commands import TYRO_CONF, _method_from_argv, run_train_command
+from fieldforge.app.config_sdf import SDF_METHODS, SDFTrainConfig, sdf_train_config
+from fieldforge.data.errors import InputError
 
 
 def _target_from_argv(argv: list[str]) -> str | None:
@@ -39,7 +39,7 @@ def shape_summary(prefix: str, metrics: dict, path: Path) -> str:
 
 
 def train_sdf(argv: list[str], prog: str) -> int:
-    from app.sdf_task import resume_sdf, train_sdf as run_training
+    from fieldforge.app.sdf_task import resume_sdf, train_sdf as run_training
 
     default = sdf_train_config(_method_from_argv(argv, SDF_METHODS, "ff"), _target_from_argv(argv))  # type: ignore[arg-type]
     run, metrics = run_train_command(argv, prog, SDFTrainConfig, default, run_training, resume_sdf, "a point cloud or mesh file")
@@ -49,15 +49,15 @@ def train_sdf(argv: list[str], prog: str) -> int:
 
 
 def export_mesh(argv: list[str], prog: str) -> int:
-    from app.export_mesh import ExportMeshConfig, export_mesh as run_export
+    from fieldforge.app.export_mesh import ExportMeshConfig, export_mesh as run_export
 
     config = tyro.cli(ExportMeshConfig, args=argv, prog=prog, config=TYRO_CONF)
     if str(config.run) in ("", "."):
         raise InputError(None, "--run is required (a run directory)")
-    from app.export_nerf import is_nerf_run  # radiance fields: density mesh with view-based vertex colours
+    from fieldforge.app.export_nerf import is_nerf_run  # radiance fields: density mesh with view-based vertex colours
 
     if is_nerf_run(config.run):
-        from app.commands_nerf import export_mesh_nerf
+        from fieldforge.app.commands_nerf import export_mesh_nerf
 
         return export_mesh_nerf(config, argv)
     out, metrics = run_export(config)

@@ -11,17 +11,17 @@ from typing import Annotated, Literal
 
 import tyro
 
-from fields.encodings import FourierEncodingConfig, FrequencyEncodingConfig, IdentityEncodingConfig
-from fields.field import FieldConfig
-from fields.networks import MLPConfig
-from fields.encodings.hashgrid import HashGridEncodingConfig
-from fields.networks.cam import CAMConfig
-from fields.networks.rbf import RBFConfig
-from fields.encodings.coarse_to_fine import CoarseToFineFourierConfig
-from fields.encodings.sape import SAPEConfig
-from fields.fresh import FreshConfig
-from fields.networks.pins import PINsConfig
-from fields.networks.siren import SirenConfig
+from fieldforge.fields.encodings import FourierEncodingConfig, FrequencyEncodingConfig, IdentityEncodingConfig
+from fieldforge.fields.field import FieldConfig
+from fieldforge.fields.networks import MLPConfig
+from fieldforge.fields.encodings.hashgrid import HashGridEncodingConfig
+from fieldforge.fields.networks.cam import CAMConfig
+from fieldforge.fields.networks.rbf import RBFConfig
+from fieldforge.fields.encodings.coarse_to_fine import CoarseToFineFourierConfig
+from fieldforge.fields.encodings.sape import SAPEConfig
+from fieldforge.fields.fresh import FreshConfig
+from fieldforge.fields.networks.pins import PINsConfig
+from fieldforge.fields.networks.siren import SirenConfig
 
 
 @dataclass(frozen=True)

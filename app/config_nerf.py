@@ -12,13 +12,13 @@ from typing import Annotated, Literal
 
 import tyro
 
-from app.config import MethodPreset, OptimizerConfig, TrainerConfig
-from data.captures.capture import CaptureOptions
-from fields.encodings import FourierEncodingConfig, FrequencyEncodingConfig
-from fields.field import FieldConfig
-from fields.fresh import NerfFreshConfig
-from fields.networks import MLPConfig
-from fields.radiance import RadianceHeadConfig
+from fieldforge.app.config import MethodPreset, OptimizerConfig, TrainerConfig
+from fieldforge.data.captures.capture import CaptureOptions
+from fieldforge.fields.encodings import FourierEncodingConfig, FrequencyEncodingConfig
+from fieldforge.fields.field import FieldConfig
+from fieldforge.fields.fresh import NerfFreshConfig
+from fieldforge.fields.networks import MLPConfig
+from fieldforge.fields.radiance import RadianceHeadConfig
 
 
 @dataclass(frozen=True)
@@ -96,7 +96,7 @@ _NGP_OPTIM = OptimizerConfig(lr=1e-2, final_lr_ratio=0.03, warmup_steps=100, eps
 
 
 def _ngp_field() -> FieldConfig:
-    from fields.encodings.hashgrid import HashGridEncodingConfig
+    from fieldforge.fields.encodings.hashgrid import HashGridEncodingConfig
 
     return FieldConfig(
         encoding=HashGridEncodingConfig(),
@@ -142,8 +142,8 @@ NERF_METHODS: dict[str, MethodPreset] = {
 
 def _more_presets() -> dict[str, MethodPreset]:
     """Presets of the progressive and grid-hybrid representations (imported lazily: other modules)."""
-    from fields.encodings import CoarseToFineFrequencyConfig, HashGridEncodingConfig, SAPEConfig
-    from fields.networks import CAMConfig, PINsConfig, RBFConfig
+    from fieldforge.fields.encodings import CoarseToFineFrequencyConfig, HashGridEncodingConfig, SAPEConfig
+    from fieldforge.fields.networks import CAMConfig, PINsConfig, RBFConfig
 
     nerf = NERF_METHODS["nerf"]
     ff = NERF_METHODS["ff"]

@@ -12,18 +12,18 @@ from typing import Annotated, Literal
 
 import tyro
 
-from app.config import MethodPreset, OptimizerConfig, TrainerConfig
-from fields.encodings import FourierEncodingConfig, FrequencyEncodingConfig, IdentityEncodingConfig
-from fields.encodings.coarse_to_fine import CoarseToFineFourierConfig
-from fields.encodings.hashgrid import HashGridEncodingConfig
-from fields.encodings.sape import SAPEConfig
-from fields.field import FieldConfig
-from fields.fresh import VolumeFreshConfig
-from fields.networks import MLPConfig
-from fields.networks.cam import CAMConfig
-from fields.networks.pins import PINsConfig
-from fields.networks.rbf import RBFConfig
-from fields.networks.siren import SirenConfig
+from fieldforge.app.config import MethodPreset, OptimizerConfig, TrainerConfig
+from fieldforge.fields.encodings import FourierEncodingConfig, FrequencyEncodingConfig, IdentityEncodingConfig
+from fieldforge.fields.encodings.coarse_to_fine import CoarseToFineFourierConfig
+from fieldforge.fields.encodings.hashgrid import HashGridEncodingConfig
+from fieldforge.fields.encodings.sape import SAPEConfig
+from fieldforge.fields.field import FieldConfig
+from fieldforge.fields.fresh import VolumeFreshConfig
+from fieldforge.fields.networks import MLPConfig
+from fieldforge.fields.networks.cam import CAMConfig
+from fieldforge.fields.networks.pins import PINsConfig
+from fieldforge.fields.networks.rbf import RBFConfig
+from fieldforge.fields.networks.siren import SirenConfig
 
 Target = Literal["sdf", "occupancy"]
 

@@ -10,17 +10,17 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from app.atomic import atomic_write_bytes
-from app.checkpoint import load_weights
-from app.config import ImageTrainConfig
-from app.runs import RunDir
-from app.train import build_image_field
-from data.errors import InputError
-from data.images import decode, encode_image
-from data.samplers import pixel_coords
-from fields.capabilities import HasLevels, HasProgressMap
-from fields.field import Field
-from fields.metrics import psnr
+from fieldforge.app.atomic import atomic_write_bytes
+from fieldforge.app.checkpoint import load_weights
+from fieldforge.app.config import ImageTrainConfig
+from fieldforge.app.runs import RunDir
+from fieldforge.app.train import build_image_field
+from fieldforge.data.errors import InputError
+from fieldforge.data.images import decode, encode_image
+from fieldforge.data.samplers import pixel_coords
+from fieldforge.fields.capabilities import HasLevels, HasProgressMap
+from fieldforge.fields.field import Field
+from fieldforge.fields.metrics import psnr
 
 
 @dataclass(frozen=True)
@@ -77,7 +77,7 @@ def export_image(config: ExportImageConfig) -> tuple[Path, dict[str, float]]:
     stored = values.reshape(h, w, info["channels"]).clamp(0, 1)
     metrics: dict[str, float] = {"step": step, "height": h, "width": w}
     if config.scale == 1.0:
-        from data.images import load_image
+        from fieldforge.data.images import load_image
 
         try:
             target = load_image(train_config.data, train_config.max_pixels, train_config.downscale, train_config.fit_budget).encoded()

@@ -26,13 +26,13 @@ import torch
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from app.atomic import atomic_path, atomic_write_bytes
-from app.checkpoint import load_weights
-from app.runs import RunDir
-from data.errors import InputError
-from data.images import encode_image, linear_to_srgb
-from fields.capabilities import HasDensity, HasSDF
-from fields.meshing import MeshData, extract_mesh, grid_axes, vertex_normals
+from fieldforge.app.atomic import atomic_path, atomic_write_bytes
+from fieldforge.app.checkpoint import load_weights
+from fieldforge.app.runs import RunDir
+from fieldforge.data.errors import InputError
+from fieldforge.data.images import encode_image, linear_to_srgb
+from fieldforge.fields.capabilities import HasDensity, HasSDF
+from fieldforge.fields.meshing import MeshData, extract_mesh, grid_axes, vertex_normals
 
 console = Console(stderr=True)
 MeshFormat = Literal["ply", "obj", "glb", "npz"]
@@ -247,15 +247,15 @@ class LoadedField:
 
 
 RUN_LOADERS: dict[str, str] = {
-    "app.config_sdf:SDFTrainConfig": "app.export_mesh:load_sdf_run",
+    "fieldforge.app.config_sdf:SDFTrainConfig": "fieldforge.app.export_mesh:load_sdf_run",
 }
 """Run config type (``module:qualname``) → ``module:function(run, step) -> LoadedField``. Other run types
 (e.g. radiance fields) register their loader here; meshing then follows the field's capabilities."""
 
 
 def load_sdf_run(run: RunDir, step: int | None) -> LoadedField:
-    from app.sdf_task import UNIT_BOX, build_sdf_field
-    from data.pointclouds import Normalization, load_surface
+    from fieldforge.app.sdf_task import UNIT_BOX, build_sdf_field
+    from fieldforge.data.pointclouds import Normalization, load_surface
 
     config = run.read_config()
     ckpts = dict(run.checkpoints())
@@ -286,7 +286,7 @@ def load_sdf_run(run: RunDir, step: int | None) -> LoadedField:
 
 
 RUN_MESH_EXPORTERS: dict[str, str] = {
-    "app.config_nerf:NerfTrainConfig": "app.export_mesh:export_nerf_run",
+    "fieldforge.app.config_nerf:NerfTrainConfig": "fieldforge.app.export_mesh:export_nerf_run",
 }
 """Run config type → ``module:function(ExportMeshConfig) -> (path, metrics)`` for runs whose meshing
 needs more than a level set of the field (radiance fields: colours seen along the normal, capture frame)."""
@@ -294,8 +294,8 @@ needs more than a level set of the field (radiance fields: colours seen along th
 
 def export_nerf_run(config: "ExportMeshConfig") -> tuple[Path, dict]:
     """``export mesh`` on a NeRF run: the radiance engineer's density mesher (``app.export_nerf``)."""
-    from app.export_nerf import export_nerf_mesh
-    from app.trainer import resolve_device
+    from fieldforge.app.export_nerf import export_nerf_mesh
+    from fieldforge.app.trainer import resolve_device
 
     if config.format == "npz":
         raise InputError(None, "--format npz exports SDF/occupancy grids; NeRF runs export ply, obj or glb meshes")
@@ -377,7 +377,7 @@ class ExportMeshConfig:
 
 
 def export_mesh(config: ExportMeshConfig) -> tuple[Path, dict]:
-    from app.trainer import resolve_device
+    from fieldforge.app.trainer import resolve_device
 
     if config.resolution < 8 or config.resolution > 4096:
         raise InputError(None, f"--resolution must be in [8, 4096], got {config.resolution}")
@@ -430,7 +430,7 @@ def export_mesh(config: ExportMeshConfig) -> tuple[Path, dict]:
     metrics["watertight"] = mesh.is_watertight() if mesh.n_faces else False
     ref = loaded.reference
     if mesh.n_faces and config.score and ref is not None:
-        from app.sdf_task import score_mesh, shape_reference
+        from fieldforge.app.sdf_task import score_mesh, shape_reference
 
         reference = shape_reference(ref, 100_000, 11)
         diag = float(torch.linalg.norm(ref.points.max(0).values - ref.points.min(0).values))
@@ -444,7 +444,7 @@ def export_mesh(config: ExportMeshConfig) -> tuple[Path, dict]:
         if want == "nearest" and (ref is None or getattr(ref, "colours", None) is None):
             raise InputError(None, "--colours nearest needs the training input with colours (it has none, or it moved)")
         if want in ("auto", "nearest") and ref is not None and getattr(ref, "colours", None) is not None:
-            from fields.geometry_metrics import nearest
+            from fieldforge.fields.geometry_metrics import nearest
 
             _, idx = nearest(torch.from_numpy(mesh.vertices), ref.points)
             mesh.colours = ref.colours.double().numpy()[idx.numpy()]

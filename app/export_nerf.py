@@ -16,14 +16,14 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from app.atomic import atomic_path, atomic_write_bytes
-from app.checkpoint import load_weights
-from app.config_nerf import NerfTrainConfig
-from app.nerf_task import NerfModel, build_model, encode_stored_png, ndc_params
-from app.runs import RunDir
-from data.captures.capture import Cameras, Normalization
-from data.errors import InputError
-from fields.capabilities import HasDensity, Renderable
+from fieldforge.app.atomic import atomic_path, atomic_write_bytes
+from fieldforge.app.checkpoint import load_weights
+from fieldforge.app.config_nerf import NerfTrainConfig
+from fieldforge.app.nerf_task import NerfModel, build_model, encode_stored_png, ndc_params
+from fieldforge.app.runs import RunDir
+from fieldforge.data.captures.capture import Cameras, Normalization
+from fieldforge.data.errors import InputError
+from fieldforge.fields.capabilities import HasDensity, Renderable
 
 
 @dataclass
@@ -207,8 +207,8 @@ def depth_to_png(depth: Tensor, opacity: Tensor) -> bytes:
 
 def export_render(path: Path, split: str, step: int | None, output: Path | None, depth: bool, device: str = "cpu") -> tuple[Path, dict]:
     """Render every view of a split; PSNR/SSIM against the capture when its images are still there."""
-    from data.captures import load_capture
-    from fields.metrics import psnr, ssim
+    from fieldforge.data.captures import load_capture
+    from fieldforge.fields.metrics import psnr, ssim
 
     nerf = load_nerf_run(path, step, device)
     if split not in nerf.meta["split"]:
@@ -311,7 +311,7 @@ def extract_nerf_mesh(model, box: Tensor, resolution: int = 256, level: float | 
     Returns a ``fields.meshing.MeshData`` in the normalized frame with colours as *stored* values
     (convert before handing it to encoders that expect linear colours).
     """
-    from fields.meshing import extract_mesh
+    from fieldforge.fields.meshing import extract_mesh
 
     if not isinstance(model, HasDensity):
         raise InputError(None, "this representation has no density to mesh")
@@ -376,8 +376,8 @@ def export_nerf_mesh(
     step: int | None = None, output: Path | None = None, fmt: Literal["ply", "obj", "glb"] = "ply", device: str = "cpu",
 ) -> tuple[Path, dict]:
     """Density-threshold marching cubes with vertex colours → PLY / OBJ / GLB (encoders of ``app.export_mesh``)."""
-    from app.export_mesh import encode_mesh
-    from data.images import srgb_to_linear
+    from fieldforge.app.export_mesh import encode_mesh
+    from fieldforge.data.images import srgb_to_linear
 
     if not 8 <= resolution <= 2048:
         raise InputError(None, f"--resolution must be in [8, 2048], got {resolution}")
@@ -406,7 +406,7 @@ def export_pointcloud(
     output: Path | None, min_opacity: float = 0.5, seed: int = 0, device: str = "cpu",
 ) -> tuple[Path, dict]:
     """Points where rays of a split's cameras terminate (expected depth), coloured by the render."""
-    from fields.rendering.rays import generate_rays
+    from fieldforge.fields.rendering.rays import generate_rays
 
     nerf = load_nerf_run(path, step, device)
     if nerf.ndc is not None:

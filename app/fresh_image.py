@@ -12,13 +12,13 @@ from rich.console import Console
 from rich.table import Table
 from torch import Tensor
 
-from app.atomic import atomic_write_text
-from app.config import ImageTrainConfig
-from app.runs import RunDir
-from data.errors import InputError
-from data.samplers import pixel_coords
-from fields.field import Field, FieldConfig
-from fields.fresh import FreshCandidate, FreshConfig, FreshResult, candidate_configs, fresh_select, init_render_config, resize_to_cube
+from fieldforge.app.atomic import atomic_write_text
+from fieldforge.app.config import ImageTrainConfig
+from fieldforge.app.runs import RunDir
+from fieldforge.data.errors import InputError
+from fieldforge.data.samplers import pixel_coords
+from fieldforge.fields.field import Field, FieldConfig
+from fieldforge.fields.fresh import FreshCandidate, FreshConfig, FreshResult, candidate_configs, fresh_select, init_render_config, resize_to_cube
 
 console = Console(stderr=True)
 

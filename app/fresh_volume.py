@@ -18,11 +18,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from app.fresh_image import record_fresh
-from app.runs import RunDir
-from data.errors import InputError
-from fields.field import Field, FieldConfig
-from fields.fresh import (FreshCandidate, FreshResult, FreshSearch, NerfFreshConfig, VolumeFreshConfig, candidate_configs,
+from fieldforge.app.fresh_image import record_fresh
+from fieldforge.app.runs import RunDir
+from fieldforge.data.errors import InputError
+from fieldforge.fields.field import Field, FieldConfig
+from fieldforge.fields.fresh import (FreshCandidate, FreshResult, FreshSearch, NerfFreshConfig, VolumeFreshConfig, candidate_configs,
                           fresh_select, init_render_config)
 
 
@@ -47,7 +47,7 @@ def shape_target(cloud: Any, target: str, side: int, sign_rays: int = 11) -> Ten
 
     Meshes: exact distance and ray-parity sign (open3d). Point clouds: the nearest oriented point's rule
     (``pseudo_occupancy``), the same one the occupancy target trains on."""
-    from data.pointclouds import MeshDistance, pseudo_occupancy
+    from fieldforge.data.pointclouds import MeshDistance, pseudo_occupancy
 
     pts = cube_points(side)
     if cloud.is_mesh:
@@ -134,7 +134,7 @@ def view_targets(capture: Any, views: list[int], side: int) -> Tensor:
 def render_views_at_init(config: Any, field_config: FieldConfig, seed: int, capture: Any, views: list[int], side: int,
                          steps_per_ray: int, device: torch.device) -> Tensor:
     """Volume renders ``(v, h, w, 3)`` of the untrained radiance field (seeded) from the given training views."""
-    from app.nerf_task import NerfModel, ndc_params
+    from fieldforge.app.nerf_task import NerfModel, ndc_params
 
     torch.manual_seed(seed)
     render = replace(config.render, steps_per_ray=steps_per_ray)

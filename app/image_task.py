@@ -5,11 +5,11 @@ import math
 import torch
 from torch import Tensor
 
-from app.trainer import StepResult
-from data.samplers import PixelSampler
-from fields.field import Field
-from fields.losses import per_sample_loss
-from fields.metrics import psnr, ssim
+from fieldforge.app.trainer import StepResult
+from fieldforge.data.samplers import PixelSampler
+from fieldforge.fields.field import Field
+from fieldforge.fields.losses import per_sample_loss
+from fieldforge.fields.metrics import psnr, ssim
 
 
 class ImageTask:

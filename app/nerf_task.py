@@ -14,16 +14,16 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from app.config_nerf import NerfTrainConfig, RenderConfig
-from app.trainer import StepResult
-from data.captures.capture import Cameras, Capture
-from fields.field import Field, FieldConfig
-from fields.metrics import psnr, ssim
-from fields.rendering.contraction import contract, lindisp_steps
-from fields.rendering.occupancy_grid import OccupancyGrid
-from fields.rendering.rays import generate_rays, ndc_rays, pixel_grid
-from fields.rendering.sampling import edge_samples, filter_samples, march_rays, ray_aabb_intersect
-from fields.rendering.volume import RenderOutputs, volume_render
+from fieldforge.app.config_nerf import NerfTrainConfig, RenderConfig
+from fieldforge.app.trainer import StepResult
+from fieldforge.data.captures.capture import Cameras, Capture
+from fieldforge.fields.field import Field, FieldConfig
+from fieldforge.fields.metrics import psnr, ssim
+from fieldforge.fields.rendering.contraction import contract, lindisp_steps
+from fieldforge.fields.rendering.occupancy_grid import OccupancyGrid
+from fieldforge.fields.rendering.rays import generate_rays, ndc_rays, pixel_grid
+from fieldforge.fields.rendering.sampling import edge_samples, filter_samples, march_rays, ray_aabb_intersect
+from fieldforge.fields.rendering.volume import RenderOutputs, volume_render
 
 CONTRACTED_BOX = 2.0
 
@@ -373,10 +373,10 @@ def train_nerf(config: NerfTrainConfig, run=None):
 
     from rich.console import Console
 
-    from app.atomic import atomic_write_bytes, atomic_write_text
-    from app.runs import RunDir
-    from app.trainer import Trainer, resolve_device
-    from data.captures import load_capture
+    from fieldforge.app.atomic import atomic_write_bytes, atomic_write_text
+    from fieldforge.app.runs import RunDir
+    from fieldforge.app.trainer import Trainer, resolve_device
+    from fieldforge.data.captures import load_capture
     console = Console(stderr=True)
     capture = load_capture(config.data, config.capture, config.format)  # bad input fails before a run dir exists
     if run is None:
@@ -385,7 +385,7 @@ def train_nerf(config: NerfTrainConfig, run=None):
     atomic_write_text(run.path / "capture.json", json.dumps(capture_metadata(capture)))
     device = resolve_device(config.trainer.device)
     if config.fresh and not (run.path / "fresh.json").is_file():  # FreSh: choose the field before building it
-        from app.fresh_volume import apply_fresh_nerf
+        from fieldforge.app.fresh_volume import apply_fresh_nerf
 
         config = apply_fresh_nerf(config, capture, run, device)
     model = build_model(config, capture.scene_box).to(device)
@@ -418,8 +418,8 @@ def encode_stored_png(values: Tensor) -> bytes:
 def resume_nerf(run_path, steps: int | None = None):
     from dataclasses import replace
 
-    from app.runs import RunDir
-    from data.errors import InputError
+    from fieldforge.app.runs import RunDir
+    from fieldforge.data.errors import InputError
 
     run = RunDir.open(run_path)
     config = run.read_config()

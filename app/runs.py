@@ -7,9 +7,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from app.atomic import atomic_write_text
-from app.config_io import dump_yaml, load_yaml
-from data.errors import InputError
+from fieldforge.app.atomic import atomic_write_text
+from fieldforge.app.config_io import dump_yaml, load_yaml
+from fieldforge.data.errors import InputError
 
 _CKPT = re.compile(r"^step-(\d{6,})\.safetensors$")
 

@@ -16,12 +16,12 @@ import torch
 from rich.console import Console
 from torch import Tensor
 
-from app.atomic import atomic_write_bytes, atomic_write_text
-from app.config_sdf import SDFTrainConfig, with_target
-from app.runs import RunDir
-from app.trainer import StepResult, Trainer, resolve_device
-from data.errors import InputError
-from data.pointclouds import (
+from fieldforge.app.atomic import atomic_write_bytes, atomic_write_text
+from fieldforge.app.config_sdf import SDFTrainConfig, with_target
+from fieldforge.app.runs import RunDir
+from fieldforge.app.trainer import StepResult, Trainer, resolve_device
+from fieldforge.data.errors import InputError
+from fieldforge.data.pointclouds import (
     MeshDistance,
     PointCloud,
     SDFSampler,
@@ -34,11 +34,11 @@ from data.pointclouds import (
     sample_surface,
     with_normals,
 )
-from fields.capabilities import HasSDF
-from fields.field import Field
-from fields.geometry_metrics import surface_metrics, volumetric_iou
-from fields.losses import implicit_surface_loss, occupancy_bce_per_sample, sdf_l1_per_sample
-from fields.meshing import MeshData, extract_mesh, vertex_normals
+from fieldforge.fields.capabilities import HasSDF
+from fieldforge.fields.field import Field
+from fieldforge.fields.geometry_metrics import surface_metrics, volumetric_iou
+from fieldforge.fields.losses import implicit_surface_loss, occupancy_bce_per_sample, sdf_l1_per_sample
+from fieldforge.fields.meshing import MeshData, extract_mesh, vertex_normals
 
 console = Console(stderr=True)
 UNIT_BOX = torch.tensor([[0.0, 0.0, 0.0], [1.0, 1.0, 1.0]])
@@ -252,7 +252,7 @@ def data_info(cloud: PointCloud, config: SDFTrainConfig) -> dict:
 
 def train_sdf(config: SDFTrainConfig, run: RunDir | None = None) -> tuple[RunDir, dict[str, float]]:
     """Fit (or resume fitting) a shape field; writes the run directory and returns its metrics."""
-    from app.export_mesh import encode_mesh, slice_image
+    from fieldforge.app.export_mesh import encode_mesh, slice_image
 
     config = with_target(config, config.target)  # the target decides the head
     validate_config(config)
@@ -267,7 +267,7 @@ def train_sdf(config: SDFTrainConfig, run: RunDir | None = None) -> tuple[RunDir
     atomic_write_text(run.path / "data.json", json.dumps(data_info(cloud, config), indent=1))
     device = resolve_device(config.trainer.device)
     if config.fresh and not (run.path / "fresh.json").is_file():  # FreSh: choose the field before building it
-        from app.fresh_volume import apply_fresh_sdf
+        from fieldforge.app.fresh_volume import apply_fresh_sdf
 
         config = apply_fresh_sdf(config, cloud, run, device)
     field = build_sdf_field(config).to(device)

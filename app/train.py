@@ -6,14 +6,14 @@ from dataclasses import replace
 import torch
 from rich.console import Console
 
-from app.atomic import atomic_write_bytes, atomic_write_text
-from app.config import ImageTrainConfig
-from app.image_task import ImageTask
-from app.runs import RunDir
-from app.trainer import Trainer, resolve_device
-from data.images import decode, encode_image, load_image
-from data.samplers import PixelSampler
-from fields.field import Field
+from fieldforge.app.atomic import atomic_write_bytes, atomic_write_text
+from fieldforge.app.config import ImageTrainConfig
+from fieldforge.app.image_task import ImageTask
+from fieldforge.app.runs import RunDir
+from fieldforge.app.trainer import Trainer, resolve_device
+from fieldforge.data.images import decode, encode_image, load_image
+from fieldforge.data.samplers import PixelSampler
+from fieldforge.fields.field import Field
 
 console = Console(stderr=True)
 
@@ -34,7 +34,7 @@ def train_image(config: ImageTrainConfig, run: RunDir | None = None) -> tuple[Ru
     atomic_write_text(run.path / "data.json", json.dumps(info, indent=1))
     device = resolve_device(config.trainer.device)
     if config.fresh and not (run.path / "fresh.json").is_file():  # FreSh: choose the field before building it
-        from app.fresh_image import apply_fresh
+        from fieldforge.app.fresh_image import apply_fresh
 
         config = apply_fresh(config, target, run, device)
     field = build_image_field(config, image.channels).to(device)

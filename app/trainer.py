@@ -15,9 +15,9 @@ import torch
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-from app.checkpoint import load_state, load_weights, save_checkpoint
-from app.config import OptimizerConfig, TrainerConfig
-from app.runs import RunDir
+from fieldforge.app.checkpoint import load_state, load_weights, save_checkpoint
+from fieldforge.app.config import OptimizerConfig, TrainerConfig
+from fieldforge.app.runs import RunDir
 
 console = Console(stderr=True)
 

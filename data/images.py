@@ -16,7 +16,7 @@ from jaxtyping import Float
 from PIL import Image
 from torch import Tensor
 
-from data.errors import InputError, require_file
+from fieldforge.data.errors import InputError, require_file
 
 Transfer = Literal["srgb", "linear"]
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".exr")

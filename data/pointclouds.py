@@ -27,8 +27,8 @@ import torch
 from jaxtyping import Bool, Float, Int
 from torch import Tensor
 
-from data.errors import InputError, require_file
-from data.images import srgb_to_linear
+from fieldforge.data.errors import InputError, require_file
+from fieldforge.data.images import srgb_to_linear
 
 MESH_SUFFIXES = (".obj", ".stl", ".off")
 TEXT_SUFFIXES = (".xyz", ".xyzn", ".xyzrgb", ".pts")

@@ -1,5 +1,5 @@
 """FieldForge neural fields: encodings, networks, fields, rendering, metrics (pure torch, no file I/O)."""
 
-from fields.field import Field, FieldConfig, FieldOutputs
+from fieldforge.fields.field import Field, FieldConfig, FieldOutputs
 
 __all__ = ["Field", "FieldConfig", "FieldOutputs"]

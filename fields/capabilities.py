@@ -4,7 +4,7 @@ from typing import Protocol, runtime_checkable
 
 from torch import Tensor
 
-from fields.outputs import FieldOutputs
+from fieldforge.fields.outputs import FieldOutputs
 
 
 @runtime_checkable

@@ -11,10 +11,10 @@ import torch
 from jaxtyping import Float
 from torch import Tensor, nn
 
-from fields.encodings import AnyEncodingConfig, FourierEncodingConfig
-from fields.networks import AnyNetworkConfig, MLPConfig, activation_fn
-from fields.outputs import FieldOutputs
-from fields.radiance import RadianceHeadConfig
+from fieldforge.fields.encodings import AnyEncodingConfig, FourierEncodingConfig
+from fieldforge.fields.networks import AnyNetworkConfig, MLPConfig, activation_fn
+from fieldforge.fields.outputs import FieldOutputs
+from fieldforge.fields.radiance import RadianceHeadConfig
 
 Head = Literal["rgb", "value", "sdf", "occupancy", "radiance"]
 

@@ -353,10 +353,10 @@ def candidate_configs(field_config: Any, values: Sequence[float] = ()) -> tuple[
 
 
 def _register_builtin() -> None:
-    from fields.encodings.fourier import FourierEncodingConfig
-    from fields.encodings.frequency import FrequencyEncodingConfig
-    from fields.encodings.hashgrid import HashGridEncodingConfig
-    from fields.networks.siren import SirenConfig
+    from fieldforge.fields.encodings.fourier import FourierEncodingConfig
+    from fieldforge.fields.encodings.frequency import FrequencyEncodingConfig
+    from fieldforge.fields.encodings.hashgrid import HashGridEncodingConfig
+    from fieldforge.fields.networks.siren import SirenConfig
 
     # FreSh's grids: FF σ = 1..20, SIREN ω₀ = 10..200 step 10; PE: the top octave log2(max frequency).
     register_fresh_parameter(FourierEncodingConfig, FreshParameter("encoding", "sigma", tuple(float(v) for v in range(1, 21))))

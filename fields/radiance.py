@@ -15,10 +15,10 @@ import torch.nn.functional as F
 from jaxtyping import Float
 from torch import Tensor, nn
 
-from fields.encodings import AnyEncodingConfig
-from fields.encodings.spherical_harmonics import SphericalHarmonicsEncodingConfig
-from fields.networks import AnyNetworkConfig, MLPConfig, trunc_exp
-from fields.outputs import FieldOutputs
+from fieldforge.fields.encodings import AnyEncodingConfig
+from fieldforge.fields.encodings.spherical_harmonics import SphericalHarmonicsEncodingConfig
+from fieldforge.fields.networks import AnyNetworkConfig, MLPConfig, trunc_exp
+from fieldforge.fields.outputs import FieldOutputs
 
 DensityActivation = Literal["trunc_exp", "softplus", "relu"]
 

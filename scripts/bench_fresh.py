@@ -26,16 +26,16 @@ from rich.table import Table
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from app.config import ImageTrainConfig, image_train_config  # noqa: E402
-from app.fresh_image import select_image_field  # noqa: E402
-from app.image_task import ImageTask  # noqa: E402
-from app.runs import RunDir  # noqa: E402
-from app.train import build_image_field  # noqa: E402
-from app.trainer import Trainer, resolve_device  # noqa: E402
-from data.images import load_image  # noqa: E402
-from data.samplers import PixelSampler  # noqa: E402
-from fields.fresh import FreshConfig, candidate_configs  # noqa: E402
-from fields.metrics import psnr  # noqa: E402
+from fieldforge.app.config import ImageTrainConfig, image_train_config  # noqa: E402
+from fieldforge.app.fresh_image import select_image_field  # noqa: E402
+from fieldforge.app.image_task import ImageTask  # noqa: E402
+from fieldforge.app.runs import RunDir  # noqa: E402
+from fieldforge.app.train import build_image_field  # noqa: E402
+from fieldforge.app.trainer import Trainer, resolve_device  # noqa: E402
+from fieldforge.data.images import load_image  # noqa: E402
+from fieldforge.data.samplers import PixelSampler  # noqa: E402
+from fieldforge.fields.fresh import FreshConfig, candidate_configs  # noqa: E402
+from fieldforge.fields.metrics import psnr  # noqa: E402
 
 DEFAULT_IMAGES = ROOT.parent / "shared" / "data" / "kodak"
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".exr")

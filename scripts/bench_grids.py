@@ -32,17 +32,17 @@ from rich.table import Table
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from app.config import IMAGE_METHODS, image_train_config  # noqa: E402
-from app.image_task import ImageTask  # noqa: E402
-from app.runs import RunDir  # noqa: E402
-from app.train import build_image_field  # noqa: E402
-from app.trainer import Trainer  # noqa: E402
-from data.images import load_image  # noqa: E402
-from data.samplers import PixelSampler  # noqa: E402
-from data.synthetic import torus_sdf  # noqa: E402
-from fields.encodings import FourierEncodingConfig, HashGridEncodingConfig  # noqa: E402
-from fields.field import Field, FieldConfig  # noqa: E402
-from fields.networks import CAMConfig, MLPConfig, RBFConfig  # noqa: E402
+from fieldforge.app.config import IMAGE_METHODS, image_train_config  # noqa: E402
+from fieldforge.app.image_task import ImageTask  # noqa: E402
+from fieldforge.app.runs import RunDir  # noqa: E402
+from fieldforge.app.train import build_image_field  # noqa: E402
+from fieldforge.app.trainer import Trainer  # noqa: E402
+from fieldforge.data.images import load_image  # noqa: E402
+from fieldforge.data.samplers import PixelSampler  # noqa: E402
+from fieldforge.data.synthetic import torus_sdf  # noqa: E402
+from fieldforge.fields.encodings import FourierEncodingConfig, HashGridEncodingConfig  # noqa: E402
+from fieldforge.fields.field import Field, FieldConfig  # noqa: E402
+from fieldforge.fields.networks import CAMConfig, MLPConfig, RBFConfig  # noqa: E402
 
 DEFAULT_IMAGES = ROOT.parent / "shared" / "data" / "kodak"
 

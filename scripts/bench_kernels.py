@@ -27,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
-from fields.kernels import has_tcnn, has_triton  # noqa: E402
+from fieldforge.fields.kernels import has_tcnn, has_triton  # noqa: E402
 
 console = Console()
 IN_DIM, OUT_DIM = 32, 16
@@ -50,7 +50,7 @@ def bench_ms(fn, warmup_ms: float, rep_ms: float) -> float:
 
 
 def make_mlp(width: int, depth: int, dev: torch.device, backend: str = "torch"):
-    from fields.networks import MLPConfig
+    from fieldforge.fields.networks import MLPConfig
 
     torch.manual_seed(0)
     return MLPConfig(width=width, n_hidden_layers=depth, backend=backend).setup(IN_DIM, OUT_DIM, 3).to(dev)
@@ -73,7 +73,7 @@ def mlp_runners(width: int, depth: int, dev: torch.device, impls: list[str], com
                 compiled_cache[key] = torch.compile(make_mlp(width, depth, dev).half(), dynamic=True)
             out[impl] = (compiled_cache[key], torch.float16)
         elif impl in ("triton-fp16", "triton-bf16"):
-            from fields.kernels.fused_mlp import fused_mlp
+            from fieldforge.fields.kernels.fused_mlp import fused_mlp
 
             dt = torch.float16 if impl.endswith("fp16") else torch.bfloat16
             m = make_mlp(width, depth, dev)
@@ -81,7 +81,7 @@ def mlp_runners(width: int, depth: int, dev: torch.device, impls: list[str], com
             bs = [layer.bias for layer in m.layers]
             out[impl] = ((lambda x, ws=ws, bs=bs, dt=dt: fused_mlp(x, ws, bs, "none", dtype=dt)), dt)
         elif impl == "tcnn-fp16":
-            from fields.kernels.tcnn_backend import TcnnMLP
+            from fieldforge.fields.kernels.tcnn_backend import TcnnMLP
 
             m = make_mlp(width, depth, dev)
             runner = TcnnMLP(IN_DIM, OUT_DIM, width, depth, "relu", "none")
@@ -136,7 +136,7 @@ def run_mlp(args, dev: torch.device) -> list[dict]:
 
 def tune(args, dev: torch.device) -> dict:
     """Launch configs (BLOCK_M, warps) and weight-gradient strategies at the largest batch, depth 5."""
-    from fields.kernels import fused_mlp as fm
+    from fieldforge.fields.kernels import fused_mlp as fm
 
     result: dict = {"fwd": {}, "bwd": {}}
     batch = max(args.batches)
@@ -194,7 +194,7 @@ def tune(args, dev: torch.device) -> dict:
 
 def run_hashgrid(args, dev: torch.device) -> list[dict]:
     try:
-        from fields.encodings.hashgrid import HashGridEncodingConfig
+        from fieldforge.fields.encodings.hashgrid import HashGridEncodingConfig
     except ImportError:
         console.print("hash grid encoding not available")
         return []
@@ -207,7 +207,7 @@ def run_hashgrid(args, dev: torch.device) -> list[dict]:
             gy = torch.randn(batch, enc.out_dim, device=dev)
             for impl in impls:
                 if impl == "triton":
-                    from fields.kernels.hashgrid_triton import hash_grid_encode_triton
+                    from fieldforge.fields.kernels.hashgrid_triton import hash_grid_encode_triton
 
                     run = lambda x, enc=enc: hash_grid_encode_triton(x, enc.table, enc.layout)  # noqa: E731
                 else:
@@ -300,7 +300,7 @@ def main() -> None:
             meta[f"{suite}_error"] = repr(e)
         out.write_text(json.dumps({"meta": meta, "tuning": tuning, "rows": rows}, indent=1, default=str))
     if dev.type == "cuda" and has_triton():
-        from fields.kernels import fused_mlp as fm
+        from fieldforge.fields.kernels import fused_mlp as fm
 
         meta["fused_config"] = {"fwd": fm.FWD_CONFIG, "bwd": fm.BWD_CONFIG, "wgrad": fm.WGRAD_STRATEGY, "slots": fm.ATOMIC_SLOTS}
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -37,11 +37,11 @@ from rich.table import Table  # noqa: E402
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from app.config_nerf import NERF_METHODS, nerf_train_config  # noqa: E402
-from app.nerf_task import NerfTask, build_model  # noqa: E402
-from app.trainer import lr_lambda, resolve_device  # noqa: E402
-from data.captures import CaptureOptions, load_capture  # noqa: E402
-from fields.metrics import psnr, ssim  # noqa: E402
+from fieldforge.app.config_nerf import NERF_METHODS, nerf_train_config  # noqa: E402
+from fieldforge.app.nerf_task import NerfTask, build_model  # noqa: E402
+from fieldforge.app.trainer import lr_lambda, resolve_device  # noqa: E402
+from fieldforge.data.captures import CaptureOptions, load_capture  # noqa: E402
+from fieldforge.fields.metrics import psnr, ssim  # noqa: E402
 
 LEGO = Path(os.environ.get("FIELDFORGE_LEGO", ROOT.parent / "shared" / "data" / "lego_half"))
 
@@ -176,7 +176,7 @@ def main() -> None:
     for scene in [s for s in args.scenes.split(",") if s]:
         with tempfile.TemporaryDirectory() as tmp:
             if scene == "synthetic":
-                from app.commands_nerf import DEMO_CAPTURE, write_synthetic_capture
+                from fieldforge.app.commands_nerf import DEMO_CAPTURE, write_synthetic_capture
 
                 data = write_synthetic_capture(Path(tmp) / "synthetic", **DEMO_CAPTURE).parent  # type: ignore[arg-type]
             elif scene == "lego_half":

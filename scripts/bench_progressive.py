@@ -23,9 +23,9 @@ from rich.table import Table
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_fresh import DEFAULT_IMAGES, ROOT, bench_config, fit_config, holdout_mask, list_images  # noqa: E402
 
-from app.config import IMAGE_METHODS  # noqa: E402
-from app.trainer import resolve_device  # noqa: E402
-from data.images import load_image  # noqa: E402
+from fieldforge.app.config import IMAGE_METHODS  # noqa: E402
+from fieldforge.app.trainer import resolve_device  # noqa: E402
+from fieldforge.data.images import load_image  # noqa: E402
 
 
 def main() -> None:

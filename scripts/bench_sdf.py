@@ -34,12 +34,12 @@ from rich.table import Table  # noqa: E402
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from app.atomic import atomic_write_bytes, atomic_write_text  # noqa: E402
-from app.config_sdf import SDF_METHODS, sdf_train_config  # noqa: E402
-from app.export_mesh import encode_mesh  # noqa: E402
-from app.sdf_task import build_sdf_field, train_sdf  # noqa: E402
-from data.synthetic import AnalyticShape  # noqa: E402
-from fields.meshing import extract_mesh  # noqa: E402
+from fieldforge.app.atomic import atomic_write_bytes, atomic_write_text  # noqa: E402
+from fieldforge.app.config_sdf import SDF_METHODS, sdf_train_config  # noqa: E402
+from fieldforge.app.export_mesh import encode_mesh  # noqa: E402
+from fieldforge.app.sdf_task import build_sdf_field, train_sdf  # noqa: E402
+from fieldforge.data.synthetic import AnalyticShape  # noqa: E402
+from fieldforge.fields.meshing import extract_mesh  # noqa: E402
 
 BUNNY = ROOT.parent / "shared" / "data" / "meshes" / "bunny.ply"
 SHAPES = ("bunny", "bunny-points", *AnalyticShape.KINDS)

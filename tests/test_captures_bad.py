@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from app.cli import main
+from fieldforge.app.cli import main
 from tests.test_captures_nerfstudio import write_capture
 
 

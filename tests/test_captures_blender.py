@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-from data.captures import CaptureOptions, load_capture, parse_blender
-from data.captures.synthetic import camera_positions, look_at, render_view
+from fieldforge.data.captures import CaptureOptions, load_capture, parse_blender
+from fieldforge.data.captures.synthetic import camera_positions, look_at, render_view
 
 
 def write_blender(root: Path, splits=("train", "test"), n=(5, 2), width=18, height=12, fov_x=0.8) -> Path:

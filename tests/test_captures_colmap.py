@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 import torch
 
-from data.captures import CaptureOptions, CaptureWarning, load_capture
-from data.captures.synthetic import camera_positions, look_at
+from fieldforge.data.captures import CaptureOptions, CaptureWarning, load_capture
+from fieldforge.data.captures.synthetic import camera_positions, look_at
 
 pycolmap = pytest.importorskip("pycolmap", reason="pycolmap writes the reference COLMAP models")
 

@@ -7,11 +7,11 @@ import numpy as np
 import pytest
 import torch
 
-from data.captures import CaptureOptions, load_capture
-from data.captures.llff import BD_FACTOR
-from data.captures.synthetic import look_at
-from data.errors import InputError
-from fields.rendering.rays import image_rays
+from fieldforge.data.captures import CaptureOptions, load_capture
+from fieldforge.data.captures.llff import BD_FACTOR
+from fieldforge.data.captures.synthetic import look_at
+from fieldforge.data.errors import InputError
+from fieldforge.fields.rendering.rays import image_rays
 
 
 def write_llff(root: Path, n: int = 5, width: int = 16, height: int = 12, focal: float = 14.0, image_scale: int = 1):

@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 import torch
 
-from data.captures import CaptureOptions, CaptureWarning, load_capture, parse_nerfstudio
-from data.captures.synthetic import SyntheticCaptureConfig, synthetic_capture_files, trace
-from data.errors import InputError
-from fields.rendering.rays import generate_rays, pixel_grid
+from fieldforge.data.captures import CaptureOptions, CaptureWarning, load_capture, parse_nerfstudio
+from fieldforge.data.captures.synthetic import SyntheticCaptureConfig, synthetic_capture_files, trace
+from fieldforge.data.errors import InputError
+from fieldforge.fields.rendering.rays import generate_rays, pixel_grid
 
 
 def write_files(root: Path, files: dict[str, bytes]) -> Path:

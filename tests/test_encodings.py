@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 import torch
 
-from fields.encodings import FourierEncodingConfig, FrequencyEncodingConfig, IdentityEncodingConfig
-from fields.encodings.fourier import gaussian_frequencies
+from fieldforge.fields.encodings import FourierEncodingConfig, FrequencyEncodingConfig, IdentityEncodingConfig
+from fieldforge.fields.encodings.fourier import gaussian_frequencies
 
 
 def test_frequency_encoding_matches_closed_form():

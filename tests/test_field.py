@@ -1,9 +1,9 @@
 import torch
 
-from fields.encodings import FourierEncodingConfig, IdentityEncodingConfig
-from fields.field import Field, FieldConfig
-from fields.networks import MLPConfig
-from fields.outputs import FieldOutputs
+from fieldforge.fields.encodings import FourierEncodingConfig, IdentityEncodingConfig
+from fieldforge.fields.field import Field, FieldConfig
+from fieldforge.fields.networks import MLPConfig
+from fieldforge.fields.outputs import FieldOutputs
 
 
 def test_field_maps_world_box_to_unit_cube():

@@ -10,13 +10,13 @@ import numpy as np
 import pytest
 import torch
 
-from app.cli import main
-from app.config import image_train_config
-from app.config_io import load_yaml
-from app.fresh_image import select_image_field
-from data.images import encode_image, srgb_to_linear
-from data.synthetic import sinusoid_image
-from fields.fresh import (
+from fieldforge.app.cli import main
+from fieldforge.app.config import image_train_config
+from fieldforge.app.config_io import load_yaml
+from fieldforge.app.fresh_image import select_image_field
+from fieldforge.data.images import encode_image, srgb_to_linear
+from fieldforge.data.synthetic import sinusoid_image
+from fieldforge.fields.fresh import (
     FreshCandidate,
     FreshConfig,
     candidate_configs,
@@ -26,7 +26,7 @@ from fields.fresh import (
     spectrum,
     spectrum_distance,
 )
-from fields.networks import MLPConfig
+from fieldforge.fields.networks import MLPConfig
 
 
 def freshs_2d_mask(s: int) -> torch.Tensor:

@@ -9,12 +9,12 @@ import open3d as o3d
 import pytest
 import torch
 
-from app.cli import main
-from app.config_io import load_yaml
-from app.config_sdf import sdf_train_config
-from app.fresh_volume import cube_points, select_shape_field, shape_target
-from data.pointclouds import load_surface
-from fields.fresh import VolumeFreshConfig, spectrum
+from fieldforge.app.cli import main
+from fieldforge.app.config_io import load_yaml
+from fieldforge.app.config_sdf import sdf_train_config
+from fieldforge.app.fresh_volume import cube_points, select_shape_field, shape_target
+from fieldforge.data.pointclouds import load_surface
+from fieldforge.fields.fresh import VolumeFreshConfig, spectrum
 from tests.test_captures_nerfstudio import write_capture
 from tests.test_nerf_train import TINY as NERF_TINY
 

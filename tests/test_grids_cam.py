@@ -5,10 +5,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from fields.encodings import FourierEncodingConfig, HashGridEncodingConfig
-from fields.encodings.grids import plane_pairs, sample_grid, sample_grid_reference, sample_planes
-from fields.field import Field, FieldConfig
-from fields.networks import CAMConfig, MLPConfig
+from fieldforge.fields.encodings import FourierEncodingConfig, HashGridEncodingConfig
+from fieldforge.fields.encodings.grids import plane_pairs, sample_grid, sample_grid_reference, sample_planes
+from fieldforge.fields.field import Field, FieldConfig
+from fieldforge.fields.networks import CAMConfig, MLPConfig
 
 SMALL_MLP = MLPConfig(width=16, n_hidden_layers=3)
 

@@ -4,14 +4,14 @@
 import pytest
 import torch
 
-from app.cli import main
-from app.config import IMAGE_METHODS
-from app.runs import RunDir
-from data.images import encode_image, srgb_to_linear
-from data.synthetic import sphere_sdf, test_image as make_test_image, torus_sdf
-from fields.encodings import FourierEncodingConfig, HashGridEncodingConfig
-from fields.field import Field, FieldConfig
-from fields.networks import CAMConfig, MLPConfig, RBFConfig
+from fieldforge.app.cli import main
+from fieldforge.app.config import IMAGE_METHODS
+from fieldforge.app.runs import RunDir
+from fieldforge.data.images import encode_image, srgb_to_linear
+from fieldforge.data.synthetic import sphere_sdf, test_image as make_test_image, torus_sdf
+from fieldforge.fields.encodings import FourierEncodingConfig, HashGridEncodingConfig
+from fieldforge.fields.field import Field, FieldConfig
+from fieldforge.fields.networks import CAMConfig, MLPConfig, RBFConfig
 
 GRID = HashGridEncodingConfig(n_levels=6, log2_table_size=12, base_resolution=4, max_resolution=48)
 FF = FourierEncodingConfig(sigma=1.0, n_features=32)

@@ -6,8 +6,8 @@ import math
 import pytest
 import torch
 
-from fields.encodings import HashGridEncodingConfig
-from fields.encodings.hashgrid import hash_grid_encode, hash_grid_layout, level_resolutions
+from fieldforge.fields.encodings import HashGridEncodingConfig
+from fieldforge.fields.encodings.hashgrid import hash_grid_encode, hash_grid_layout, level_resolutions
 
 PRIMES = (1, 2654435761, 805459861)
 

@@ -5,10 +5,10 @@ import pytest
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
-from fields.encodings import HashGridEncodingConfig
-from fields.field import Field, FieldConfig
-from fields.networks import RBFConfig
-from fields.networks.rbf import gaussian_rbf
+from fieldforge.fields.encodings import HashGridEncodingConfig
+from fieldforge.fields.field import Field, FieldConfig
+from fieldforge.fields.networks import RBFConfig
+from fieldforge.fields.networks.rbf import gaussian_rbf
 
 
 def direct_gaussian_sum(f, centers, log_prec, weight, bias):

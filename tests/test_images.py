@@ -3,8 +3,8 @@ import numpy as np
 import pytest
 import torch
 
-from data.errors import InputError
-from data.images import box_downscale, encode_image, linear_to_srgb, load_image, srgb_to_linear
+from fieldforge.data.errors import InputError
+from fieldforge.data.images import box_downscale, encode_image, linear_to_srgb, load_image, srgb_to_linear
 
 
 def test_srgb_transfer_matches_standard_and_round_trips():

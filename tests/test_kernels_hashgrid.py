@@ -16,8 +16,8 @@ CUDA = torch.cuda.is_available()
 if not CUDA:
     os.environ.setdefault("TRITON_INTERPRET", "1")
 
-from fields.encodings.hashgrid import hash_grid_encode, hash_grid_layout  # noqa: E402
-from fields.kernels import has_triton  # noqa: E402
+from fieldforge.fields.encodings.hashgrid import hash_grid_encode, hash_grid_layout  # noqa: E402
+from fieldforge.fields.kernels import has_triton  # noqa: E402
 
 pytestmark = pytest.mark.skipif(not has_triton(), reason="triton is not installed (pip install fieldforge[gpu])")
 DEV = torch.device("cuda" if CUDA else "cpu")
@@ -35,7 +35,7 @@ def rel(a, b):
     [(3, 6, 10, 2), (2, 4, 8, 4), (1, 3, 6, 2), (3, 16 if CUDA else 4, 19 if CUDA else 12, 2)],
 )
 def test_forward_backward_match_reference(d, levels, log2_t, feats):
-    from fields.kernels.hashgrid_triton import hash_grid_encode_triton
+    from fieldforge.fields.kernels.hashgrid_triton import hash_grid_encode_triton
 
     layout = hash_grid_layout(d, levels, log2_t, 4, 256)
     assert any(layout.hashed) and not all(layout.hashed)  # both index kinds exercised
@@ -59,7 +59,7 @@ def test_forward_backward_match_reference(d, levels, log2_t, feats):
 
 def test_table_only_gradient_and_double_backward():
     """No input gradient when x is constant; create_graph=True goes through the reference."""
-    from fields.kernels.hashgrid_triton import hash_grid_encode_triton
+    from fieldforge.fields.kernels.hashgrid_triton import hash_grid_encode_triton
 
     layout = hash_grid_layout(3, 3, 8, 2, 32)
     table = torch.randn(layout.n_rows, 2, device=DEV, requires_grad=True)
@@ -77,7 +77,7 @@ def test_table_only_gradient_and_double_backward():
 
 
 def test_rejects_what_it_cannot_run():
-    from fields.kernels.hashgrid_triton import hash_grid_encode_triton
+    from fieldforge.fields.kernels.hashgrid_triton import hash_grid_encode_triton
 
     layout = hash_grid_layout(2, 2, 6, 2, 8)
     with pytest.raises(ValueError, match="features per level"):
@@ -90,13 +90,13 @@ def test_encoding_backend_field_uses_the_kernel(caplog):
     """``HashGridEncodingConfig(backend='triton')`` runs the kernel (interpreted on CPU) and matches torch."""
     import logging
 
-    from fields.encodings.hashgrid import HashGridEncodingConfig
+    from fieldforge.fields.encodings.hashgrid import HashGridEncodingConfig
 
     ref = HashGridEncodingConfig(n_levels=4, log2_table_size=10, max_resolution=64, init_scale=0.5).setup(3).to(DEV)
     fast = HashGridEncodingConfig(n_levels=4, log2_table_size=10, max_resolution=64, init_scale=0.5, backend="triton").setup(3).to(DEV)
     fast.load_state_dict(ref.state_dict())
     x = torch.rand(200, 3, device=DEV)
-    with caplog.at_level(logging.INFO, logger="fields.kernels"):
+    with caplog.at_level(logging.INFO, logger="fieldforge.fields.kernels"):
         y = fast(x)
     assert "backend 'triton'" in caplog.text
     assert rel(y, ref(x)) < FWD_TOL

@@ -19,7 +19,7 @@ CUDA = torch.cuda.is_available()
 if not CUDA:
     os.environ.setdefault("TRITON_INTERPRET", "1")
 
-from fields.kernels import has_triton  # noqa: E402
+from fieldforge.fields.kernels import has_triton  # noqa: E402
 
 pytestmark = pytest.mark.skipif(not has_triton(), reason="triton is not installed (pip install fieldforge[gpu])")
 
@@ -56,7 +56,7 @@ def make_params(width, n_hidden, in_dim, out_dim, bias=True, seed=0):
 
 @pytest.fixture(scope="module")
 def fm():
-    from fields.kernels import fused_mlp
+    from fieldforge.fields.kernels import fused_mlp
 
     if not CUDA:
         assert type(fused_mlp._mlp_fwd_kernel).__name__ == "InterpretedFunction", "TRITON_INTERPRET was set too late"
@@ -70,7 +70,7 @@ CASES = [(s, d, "atomic") for s in SHAPES for d in DTYPES] + [(s, d, "splitk") f
     ("shape", "dtype", "wgrad"), CASES, ids=[f"w{s[0]}-d{s[1]}-{s[2]}-{str(d)[6:]}-{w}" for s, d, w in CASES]
 )
 def test_forward_backward_match_reference(fm, shape, dtype, wgrad):
-    from fields.kernels.fused_mlp_reference import fused_mlp_reference
+    from fieldforge.fields.kernels.fused_mlp_reference import fused_mlp_reference
 
     width, n_hidden, act, in_dim, out_dim = shape
     ws, bs = make_params(width, n_hidden, in_dim, out_dim)
@@ -107,7 +107,7 @@ def test_forward_backward_match_reference(fm, shape, dtype, wgrad):
 
 def test_no_bias_and_input_without_grad(fm):
     """Bias-free network (tcnn-style) and a constant input: only weight gradients come back."""
-    from fields.kernels.fused_mlp_reference import fused_mlp_reference
+    from fieldforge.fields.kernels.fused_mlp_reference import fused_mlp_reference
 
     ws, _ = make_params(32, 2, 8, 3)
     x = torch.rand(N, 8, device=DEV)
@@ -121,7 +121,7 @@ def test_no_bias_and_input_without_grad(fm):
 
 def test_fp16_kernel_close_to_fp32_math(fm):
     """The low-precision result approximates the full-precision network (the rounding is only rounding)."""
-    from fields.kernels.fused_mlp_reference import fused_mlp_reference
+    from fieldforge.fields.kernels.fused_mlp_reference import fused_mlp_reference
 
     ws, bs = make_params(64, 3, 16, 4)
     x = torch.rand(N, 16, device=DEV)
@@ -133,7 +133,7 @@ def test_fp16_kernel_close_to_fp32_math(fm):
 
 def test_double_backward_eikonal_matches_reference(fm):
     """create_graph=True (the SDF eikonal loss) is supported: the second derivative matches the reference."""
-    from fields.kernels.fused_mlp_reference import fused_mlp_reference
+    from fieldforge.fields.kernels.fused_mlp_reference import fused_mlp_reference
 
     ws, bs = make_params(32, 2, 3, 1)
     x = torch.rand(64 if not CUDA else 4096, 3, device=DEV, requires_grad=True)
@@ -153,7 +153,7 @@ def test_double_backward_eikonal_matches_reference(fm):
 
 
 def test_inference_stores_no_activations_and_matches(fm):
-    from fields.kernels.fused_mlp_reference import fused_mlp_reference
+    from fieldforge.fields.kernels.fused_mlp_reference import fused_mlp_reference
 
     ws, bs = make_params(16, 4, 5, 2)
     x = torch.rand(N, 5, device=DEV)
@@ -174,10 +174,10 @@ def test_unsupported_shapes_are_rejected(fm):
 
 def test_mlp_module_triton_backend_matches_torch_backend(fm, caplog):
     """``MLPConfig(backend='triton')`` uses the kernels, keeps the state_dict keys, matches the torch MLP."""
-    from fields.networks import MLPConfig
+    from fieldforge.fields.networks import MLPConfig
 
     ref = MLPConfig(width=64, n_hidden_layers=3, output_activation="sigmoid").setup(10, 3, 2).to(DEV)
-    with caplog.at_level(logging.INFO, logger="fields.kernels"):
+    with caplog.at_level(logging.INFO, logger="fieldforge.fields.kernels"):
         fused = MLPConfig(width=64, n_hidden_layers=3, output_activation="sigmoid", backend="triton").setup(10, 3, 2).to(DEV)
         fused.load_state_dict(ref.state_dict())
         assert list(fused.state_dict()) == list(ref.state_dict())
@@ -194,17 +194,17 @@ def test_mlp_module_triton_backend_matches_torch_backend(fm, caplog):
 
 
 def test_auto_backend_on_cpu_is_torch_and_logged(caplog):
-    from fields.networks import MLPConfig
+    from fieldforge.fields.networks import MLPConfig
 
     m = MLPConfig(width=32, n_hidden_layers=2, backend="auto").setup(4, 2, 2)
-    with caplog.at_level(logging.INFO, logger="fields.kernels"):
+    with caplog.at_level(logging.INFO, logger="fieldforge.fields.kernels"):
         impl = m.backend_for(torch.device("cpu"))
     assert impl == "torch"
     assert "auto → 'torch'" in caplog.text or impl in m._impl.values()
 
 
 def test_explicit_backend_rejects_configs_that_do_not_fit():
-    from fields.networks import MLPConfig
+    from fieldforge.fields.networks import MLPConfig
 
     with pytest.raises(ValueError, match="width 256"):
         MLPConfig(width=256, backend="triton").setup(4, 2, 2)

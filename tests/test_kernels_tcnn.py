@@ -4,9 +4,9 @@ parity with the real tcnn FullyFusedMLP where ``tinycudann`` is installed (skipp
 import pytest
 import torch
 
-from fields.kernels import has_tcnn
-from fields.kernels.fused_mlp_reference import fused_mlp_reference
-from fields.kernels.tcnn_backend import (
+from fieldforge.fields.kernels import has_tcnn
+from fieldforge.fields.kernels.fused_mlp_reference import fused_mlp_reference
+from fieldforge.fields.kernels.tcnn_backend import (
     BATCH_GRANULARITY,
     TcnnMLP,
     n_tcnn_mlp_params,
@@ -92,7 +92,7 @@ def test_wrapper_pads_batch_and_scales_loss():
 
 @pytest.mark.skipif(not has_tcnn(), reason="tinycudann is not installed (it needs CUDA and a source build)")
 def test_tcnn_matches_reference_mlp():
-    from fields.networks import MLPConfig
+    from fieldforge.fields.networks import MLPConfig
 
     cfg = dict(width=64, n_hidden_layers=3, bias=False, output_activation="none")
     ref = MLPConfig(**cfg).setup(32, 4, 3).cuda()

@@ -4,7 +4,7 @@ import numpy as np
 import torch
 from skimage.metrics import structural_similarity
 
-from fields.metrics import psnr, ssim
+from fieldforge.fields.metrics import psnr, ssim
 
 
 def test_psnr_matches_hand_computation():

@@ -4,12 +4,12 @@ import numpy as np
 import pytest
 import torch
 
-from fields.capabilities import HasDensity, Renderable
-from fields.encodings import FrequencyEncodingConfig, SphericalHarmonicsEncodingConfig
-from fields.encodings.spherical_harmonics import spherical_harmonics
-from fields.field import Field, FieldConfig
-from fields.networks import MLPConfig
-from fields.radiance import RadianceHeadConfig
+from fieldforge.fields.capabilities import HasDensity, Renderable
+from fieldforge.fields.encodings import FrequencyEncodingConfig, SphericalHarmonicsEncodingConfig
+from fieldforge.fields.encodings.spherical_harmonics import spherical_harmonics
+from fieldforge.fields.field import Field, FieldConfig
+from fieldforge.fields.networks import MLPConfig
+from fieldforge.fields.radiance import RadianceHeadConfig
 
 
 def test_spherical_harmonics_are_orthonormal_on_the_sphere():

@@ -5,10 +5,10 @@ from dataclasses import replace
 import pytest
 import torch
 
-from app.config_io import dump_yaml, load_yaml
-from app.config_nerf import NERF_METHODS, nerf_train_config
-from app.nerf_task import NerfTask, build_model
-from data.captures import CaptureOptions, load_capture
+from fieldforge.app.config_io import dump_yaml, load_yaml
+from fieldforge.app.config_nerf import NERF_METHODS, nerf_train_config
+from fieldforge.app.nerf_task import NerfTask, build_model
+from fieldforge.data.captures import CaptureOptions, load_capture
 from tests.test_captures_nerfstudio import write_capture
 
 
@@ -41,7 +41,7 @@ def test_preset_trains(method, capture):
 
 
 def test_train_nerf_help_lists_the_options(capsys):
-    from app.cli import main
+    from fieldforge.app.cli import main
 
     with pytest.raises(SystemExit) as e:
         main(["train", "nerf", "--help"])

@@ -10,7 +10,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from app.cli import main
+from fieldforge.app.cli import main
 from tests.test_captures_nerfstudio import write_capture
 
 TINY = [
@@ -36,7 +36,7 @@ def test_training_learns_the_scene(trained, capsys):
     final = evals[-1]
     assert final["step"] == 80 and final["eval_views"] == 3  # the final evaluation renders every test view
     # better than the best constant image (the background) by a margin
-    from data.captures import load_capture
+    from fieldforge.data.captures import load_capture
 
     c = load_capture(cap)
     white = np.mean([10 * np.log10(1 / float(((c.composited(i) - 1) ** 2).mean())) for i in c.split["test"]])

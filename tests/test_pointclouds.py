@@ -8,9 +8,9 @@ import open3d as o3d
 import pytest
 import torch
 
-from data.errors import InputError
-from data.images import srgb_to_linear
-from data.pointclouds import (
+from fieldforge.data.errors import InputError
+from fieldforge.data.images import srgb_to_linear
+from fieldforge.data.pointclouds import (
     NonWatertightWarning,
     Normalization,
     estimate_normals,

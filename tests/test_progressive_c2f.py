@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from fields.encodings import FourierEncodingConfig, FrequencyEncodingConfig
-from fields.encodings.coarse_to_fine import CoarseToFineFourierConfig, CoarseToFineFrequencyConfig
+from fieldforge.fields.encodings import FourierEncodingConfig, FrequencyEncodingConfig
+from fieldforge.fields.encodings.coarse_to_fine import CoarseToFineFourierConfig, CoarseToFineFrequencyConfig
 
 
 def barf_weight(step: int, max_steps: int, n_bands: int, k: int, start: float, end: float) -> float:

@@ -5,12 +5,12 @@ import math
 import pytest
 import torch
 
-from app.cli import main
-from app.runs import RunDir
-from data.images import encode_image, srgb_to_linear
-from data.synthetic import test_image as make_test_image
-from fields.capabilities import HasLevels
-from fields.networks.pins import PINsConfig, band_sizes
+from fieldforge.app.cli import main
+from fieldforge.app.runs import RunDir
+from fieldforge.data.images import encode_image, srgb_to_linear
+from fieldforge.data.synthetic import test_image as make_test_image
+from fieldforge.fields.capabilities import HasLevels
+from fieldforge.fields.networks.pins import PINsConfig, band_sizes
 
 
 def test_band_sizes_keep_sin_cos_pairs_and_cover_every_feature():

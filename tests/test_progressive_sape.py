@@ -11,13 +11,13 @@ import torch
 import torch.nn.functional as F
 from safetensors.torch import load_file
 
-from app.cli import main
-from app.runs import RunDir
-from data.images import encode_image, srgb_to_linear
-from data.synthetic import test_image as make_test_image
-from fields.capabilities import HasProgressMap
-from fields.encodings import FourierEncodingConfig
-from fields.encodings.sape import SAPEConfig, fill_unvisited
+from fieldforge.app.cli import main
+from fieldforge.app.runs import RunDir
+from fieldforge.data.images import encode_image, srgb_to_linear
+from fieldforge.data.synthetic import test_image as make_test_image
+from fieldforge.fields.capabilities import HasProgressMap
+from fieldforge.fields.encodings import FourierEncodingConfig
+from fieldforge.fields.encodings.sape import SAPEConfig, fill_unvisited
 
 
 def dense_reference_mask(blocks: torch.Tensor, n_blocks: int, k: int, x: torch.Tensor) -> torch.Tensor:

@@ -5,8 +5,8 @@ import math
 import numpy as np
 import torch
 
-from fields.fresh import spectrum
-from fields.networks.siren import SirenConfig
+from fieldforge.fields.fresh import spectrum
+from fieldforge.fields.networks.siren import SirenConfig
 
 
 def test_forward_is_sine_layers_then_linear():

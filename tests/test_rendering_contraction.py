@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from fields.rendering.contraction import contract, lindisp_steps, uncontract
+from fieldforge.fields.rendering.contraction import contract, lindisp_steps, uncontract
 
 
 @pytest.mark.parametrize("order", ["l2", "linf"])

@@ -2,10 +2,10 @@
 
 import torch
 
-from fields.rendering.occupancy_grid import OccupancyGrid
-from fields.rendering.rays import image_rays
-from fields.rendering.sampling import march_rays
-from fields.rendering.volume import volume_render
+from fieldforge.fields.rendering.occupancy_grid import OccupancyGrid
+from fieldforge.fields.rendering.rays import image_rays
+from fieldforge.fields.rendering.sampling import march_rays
+from fieldforge.fields.rendering.volume import volume_render
 
 AABB = torch.tensor([[-1.0, -1.0, -1.0], [1.0, 1.0, 1.0]])
 CENTRE = torch.tensor([0.25, -0.1, 0.0])

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from fields.rendering.rays import camera_directions, distort, generate_rays, image_rays, ndc_rays, pixel_grid, undistort
+from fieldforge.fields.rendering.rays import camera_directions, distort, generate_rays, image_rays, ndc_rays, pixel_grid, undistort
 
 
 def _random_rotation(gen: torch.Generator) -> torch.Tensor:

@@ -4,8 +4,8 @@ import math
 
 import torch
 
-from fields.rendering.sampling import RaySamples, uniform_samples
-from fields.rendering.volume import accumulate_along_rays, render_weights, volume_render
+from fieldforge.fields.rendering.sampling import RaySamples, uniform_samples
+from fieldforge.fields.rendering.volume import accumulate_along_rays, render_weights, volume_render
 
 
 def _slab_rays(n: int, gen: torch.Generator):

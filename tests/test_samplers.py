@@ -1,7 +1,7 @@
 import torch
 
-from data.samplers import PixelSampler, pixel_coords
-from data.synthetic import sinusoid_image, test_image as make_test_image
+from fieldforge.data.samplers import PixelSampler, pixel_coords
+from fieldforge.data.synthetic import sinusoid_image, test_image as make_test_image
 
 
 def test_pixel_coords_are_centres_row_major():

@@ -11,9 +11,9 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from app.cli import main
-from app.export_mesh import GridNpzWriter, encode_glb, encode_obj, encode_ply
-from fields.meshing import MeshData
+from fieldforge.app.cli import main
+from fieldforge.app.export_mesh import GridNpzWriter, encode_glb, encode_obj, encode_ply
+from fieldforge.fields.meshing import MeshData
 
 
 CENTRE = np.array([10.0, -5.0, 3.0])
@@ -84,8 +84,8 @@ def test_npz_export_stores_the_exact_grid(sphere_run):
     data = np.load(out)
     values = data["values"]
     assert values.shape == (20, 20, 20) and data["kind"] == "sdf"
-    from app.export_mesh import load_run_field
-    from app.runs import RunDir
+    from fieldforge.app.export_mesh import load_run_field
+    from fieldforge.app.runs import RunDir
 
     loaded = load_run_field(RunDir.open(sphere_run), None)
     i, j, k = 3, 11, 17
@@ -218,8 +218,8 @@ def test_bad_input_gives_one_line_and_exit_code_2(tmp_path, capfd, argv_fn, mess
 def test_export_refuses_runs_of_other_tasks_and_bad_options(tmp_path, sphere_run, capfd):
     image_run = tmp_path / "img"
     image_run.mkdir()
-    from app.config import ImageTrainConfig
-    from app.runs import RunDir
+    from fieldforge.app.config import ImageTrainConfig
+    from fieldforge.app.runs import RunDir
 
     RunDir(image_run).write_config(ImageTrainConfig())
     assert main(["export", "mesh", "--run", str(image_run)]) == 2

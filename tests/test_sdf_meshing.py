@@ -8,10 +8,10 @@ import open3d as o3d
 import pytest
 import torch
 
-from data.pointclouds import sample_surface
-from data.synthetic import AnalyticShape, sphere_sdf
-from fields.geometry_metrics import surface_metrics, volumetric_iou
-from fields.meshing import MeshData, extract_mesh, grid_axes, marching_cubes, vertex_normals
+from fieldforge.data.pointclouds import sample_surface
+from fieldforge.data.synthetic import AnalyticShape, sphere_sdf
+from fieldforge.fields.geometry_metrics import surface_metrics, volumetric_iou
+from fieldforge.fields.meshing import MeshData, extract_mesh, grid_axes, marching_cubes, vertex_normals
 
 
 BOX = torch.tensor([[-1.0, -1.0, -1.0], [1.0, 1.0, 1.0]])

@@ -8,12 +8,12 @@ import open3d as o3d
 import pytest
 import torch
 
-from app.config_io import dump_yaml, load_yaml
-from app.config_sdf import SDF_METHODS, sdf_train_config, with_target
-from app.runs import RunDir
-from app.sdf_task import SDFTask, build_sdf_field, shape_reference, training_samples
-from app.trainer import Trainer
-from data.pointclouds import load_surface, sample_surface, with_normals
+from fieldforge.app.config_io import dump_yaml, load_yaml
+from fieldforge.app.config_sdf import SDF_METHODS, sdf_train_config, with_target
+from fieldforge.app.runs import RunDir
+from fieldforge.app.sdf_task import SDFTask, build_sdf_field, shape_reference, training_samples
+from fieldforge.app.trainer import Trainer
+from fieldforge.data.pointclouds import load_surface, sample_surface, with_normals
 
 
 @pytest.fixture(scope="module")

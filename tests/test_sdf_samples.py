@@ -7,7 +7,7 @@ import open3d as o3d
 import pytest
 import torch
 
-from data.pointclouds import (
+from fieldforge.data.pointclouds import (
     MeshDistance,
     SDFSampler,
     SurfaceSampler,
@@ -15,18 +15,18 @@ from data.pointclouds import (
     mesh_sdf_samples,
     pseudo_occupancy,
 )
-from data.synthetic import AnalyticShape
-from fields.encodings import ENCODING_CONFIGS, FourierEncodingConfig
-from fields.encodings.hashgrid import HashGridEncodingConfig
-from fields.field import Field, FieldConfig
-from fields.losses import (
+from fieldforge.data.synthetic import AnalyticShape
+from fieldforge.fields.encodings import ENCODING_CONFIGS, FourierEncodingConfig
+from fieldforge.fields.encodings.hashgrid import HashGridEncodingConfig
+from fieldforge.fields.field import Field, FieldConfig
+from fieldforge.fields.losses import (
     eikonal_per_sample,
     implicit_surface_loss,
     occupancy_bce_per_sample,
     sdf_l1_per_sample,
     spatial_gradient,
 )
-from fields.networks import MLPConfig
+from fieldforge.fields.networks import MLPConfig
 
 
 CENTRE = np.array([1.0, 2.0, -0.5])

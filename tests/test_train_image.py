@@ -13,17 +13,17 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from app.cli import main
-from app.config import IMAGE_METHODS, image_train_config
-from app.config_io import dump_yaml, load_yaml
-from app.image_task import ImageTask
-from app.runs import RunDir
-from app.train import build_image_field
-from app.trainer import Trainer
-from data.images import encode_image, load_image, srgb_to_linear
-from data.samplers import PixelSampler
-from data.synthetic import test_image as make_test_image
-from fields.networks import MLPConfig
+from fieldforge.app.cli import main
+from fieldforge.app.config import IMAGE_METHODS, image_train_config
+from fieldforge.app.config_io import dump_yaml, load_yaml
+from fieldforge.app.image_task import ImageTask
+from fieldforge.app.runs import RunDir
+from fieldforge.app.train import build_image_field
+from fieldforge.app.trainer import Trainer
+from fieldforge.data.images import encode_image, load_image, srgb_to_linear
+from fieldforge.data.samplers import PixelSampler
+from fieldforge.data.synthetic import test_image as make_test_image
+from fieldforge.fields.networks import MLPConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 SMALL = ["--field.network.width", "32", "--field.network.n-hidden-layers", "2", "--batch-size", "512"]
@@ -122,7 +122,7 @@ def test_unknown_method_and_missing_run_exit_2(tmp_path, capsys):
 
 def _cli(args: list[str]) -> subprocess.Popen:
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
-    return subprocess.Popen([sys.executable, "-m", "app.cli", *args], cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    return subprocess.Popen([sys.executable, "-m", "fieldforge.app.cli", *args], cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
 
 
 def test_killed_run_resumes_bit_for_bit(image_file, tmp_path):

@@ -2,12 +2,12 @@
 
 from pathlib import Path
 
-from data.captures.blender import parse_blender
-from data.captures.capture import Cameras, Capture, CaptureOptions, CaptureWarning, Normalization
-from data.captures.colmap import parse_colmap
-from data.captures.llff import parse_llff
-from data.captures.nerfstudio import parse_nerfstudio
-from data.errors import InputError
+from fieldforge.data.captures.blender import parse_blender
+from fieldforge.data.captures.capture import Cameras, Capture, CaptureOptions, CaptureWarning, Normalization
+from fieldforge.data.captures.colmap import parse_colmap
+from fieldforge.data.captures.llff import parse_llff
+from fieldforge.data.captures.nerfstudio import parse_nerfstudio
+from fieldforge.data.errors import InputError
 
 FORMATS = ("nerfstudio", "blender", "llff", "colmap")
 

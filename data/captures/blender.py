@@ -11,9 +11,9 @@ from pathlib import Path
 
 import numpy as np
 
-from data.captures.capture import Capture, CaptureOptions, FrameSpec, Normalization, finalize
-from data.captures.nerfstudio import _num, read_json, resolve_image
-from data.errors import InputError
+from fieldforge.data.captures.capture import Capture, CaptureOptions, FrameSpec, Normalization, finalize
+from fieldforge.data.captures.nerfstudio import _num, read_json, resolve_image
+from fieldforge.data.errors import InputError
 
 BLENDER_HALF_EXTENT = 1.5
 

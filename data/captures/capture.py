@@ -24,8 +24,8 @@ import torch
 from jaxtyping import Float
 from torch import Tensor
 
-from data.errors import InputError
-from data.images import _image_size, load_image
+from fieldforge.data.errors import InputError
+from fieldforge.data.images import _image_size, load_image
 
 Split = Literal["train", "val", "test"]
 

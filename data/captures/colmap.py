@@ -12,8 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
-from data.captures.capture import Capture, CaptureOptions, FrameSpec, finalize
-from data.errors import InputError
+from fieldforge.data.captures.capture import Capture, CaptureOptions, FrameSpec, finalize
+from fieldforge.data.errors import InputError
 
 OPENCV_TO_OPENGL = np.diag([1.0, -1.0, -1.0, 1.0])
 

@@ -13,9 +13,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from data.captures.capture import Capture, CaptureOptions, FrameSpec, Normalization, finalize
-from data.errors import InputError
-from data.images import IMAGE_SUFFIXES
+from fieldforge.data.captures.capture import Capture, CaptureOptions, FrameSpec, Normalization, finalize
+from fieldforge.data.errors import InputError
+from fieldforge.data.images import IMAGE_SUFFIXES
 
 BD_FACTOR = 0.75
 
@@ -74,7 +74,7 @@ def parse_llff(path: str | Path, options: CaptureOptions = CaptureOptions()) -> 
     c2w[:, :3, :3] = rot
     c2w[:, :3, 3] = poses[:, :, 3]
     frames = []
-    from data.images import _image_size
+    from fieldforge.data.images import _image_size
 
     for i, f in enumerate(files):
         h0, w0, focal = hwf[i]
@@ -85,7 +85,7 @@ def parse_llff(path: str | Path, options: CaptureOptions = CaptureOptions()) -> 
         frames.append(
             FrameSpec(f, c2w[i], (focal * s, focal * s, w / 2.0, h / 2.0), w, h, name=f.name, near_far=(float(bounds[i, 0]), float(bounds[i, 1])))
         )
-    from data.captures.capture import check_pose
+    from fieldforge.data.captures.capture import check_pose
 
     for fr in frames:
         fr.camera_to_world = check_pose(fr.camera_to_world, pb, fr.name)

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
-from data.captures.capture import Capture, CaptureOptions, FrameSpec, finalize
-from data.errors import InputError
+from fieldforge.data.captures.capture import Capture, CaptureOptions, FrameSpec, finalize
+from fieldforge.data.errors import InputError
 
 INTRINSIC_KEYS = ("fl_x", "fl_y", "cx", "cy", "w", "h", "camera_angle_x", "camera_angle_y")
 DISTORTION_KEYS = ("k1", "k2", "k3", "k4", "p1", "p2")

@@ -174,7 +174,7 @@ def render_view(
     supersample: int = 2, distortion: tuple[float, ...] = (0.0,) * 6,
 ) -> Float[Tensor, "h w 4"]:
     """Straight (non-premultiplied) RGBA of one view, float64."""
-    from fields.rendering.rays import generate_rays
+    from fieldforge.fields.rendering.rays import generate_rays
 
     s = supersample
     ys = (torch.arange(height * s, dtype=torch.float64) + 0.5) / s

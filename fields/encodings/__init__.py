@@ -2,14 +2,14 @@
 
 from typing import Union
 
-from fields.encodings.base import Encoding, EncodingConfig
-from fields.encodings.coarse_to_fine import CoarseToFineFourierConfig, CoarseToFineFrequencyConfig
-from fields.encodings.fourier import FourierEncodingConfig, FourierFeatureEncoding
-from fields.encodings.frequency import FrequencyEncoding, FrequencyEncodingConfig
-from fields.encodings.hashgrid import HashGridEncoding, HashGridEncodingConfig
-from fields.encodings.identity import IdentityEncoding, IdentityEncodingConfig
-from fields.encodings.sape import SAPEConfig, SAPEEncoding
-from fields.encodings.spherical_harmonics import SphericalHarmonicsEncoding, SphericalHarmonicsEncodingConfig
+from fieldforge.fields.encodings.base import Encoding, EncodingConfig
+from fieldforge.fields.encodings.coarse_to_fine import CoarseToFineFourierConfig, CoarseToFineFrequencyConfig
+from fieldforge.fields.encodings.fourier import FourierEncodingConfig, FourierFeatureEncoding
+from fieldforge.fields.encodings.frequency import FrequencyEncoding, FrequencyEncodingConfig
+from fieldforge.fields.encodings.hashgrid import HashGridEncoding, HashGridEncodingConfig
+from fieldforge.fields.encodings.identity import IdentityEncoding, IdentityEncodingConfig
+from fieldforge.fields.encodings.sape import SAPEConfig, SAPEEncoding
+from fieldforge.fields.encodings.spherical_harmonics import SphericalHarmonicsEncoding, SphericalHarmonicsEncodingConfig
 
 # Every encoding config, for tyro and for config (de)serialization. Later encodings append here.
 ENCODING_CONFIGS: tuple[type[EncodingConfig], ...] = (

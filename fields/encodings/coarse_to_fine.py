@@ -18,8 +18,8 @@ import torch
 from jaxtyping import Float
 from torch import Tensor
 
-from fields.encodings.fourier import FourierEncodingConfig, FourierFeatureEncoding
-from fields.encodings.frequency import FrequencyEncoding, FrequencyEncodingConfig
+from fieldforge.fields.encodings.fourier import FourierEncodingConfig, FourierFeatureEncoding
+from fieldforge.fields.encodings.frequency import FrequencyEncoding, FrequencyEncodingConfig
 
 
 def window_alpha(step: int, max_steps: int, n_bands: int, start: float, end: float) -> float:

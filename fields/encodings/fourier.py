@@ -12,7 +12,7 @@ import torch
 from jaxtyping import Float
 from torch import Tensor
 
-from fields.encodings.base import Encoding, EncodingConfig, unit_to_signed
+from fieldforge.fields.encodings.base import Encoding, EncodingConfig, unit_to_signed
 
 
 def gaussian_frequencies(n_features: int, in_dim: int, sigma: float, seed: int) -> Float[Tensor, "m d"]:

@@ -10,7 +10,7 @@ import torch
 from jaxtyping import Float
 from torch import Tensor
 
-from fields.encodings.base import Encoding, EncodingConfig, unit_to_signed
+from fieldforge.fields.encodings.base import Encoding, EncodingConfig, unit_to_signed
 
 
 def frequency_bands(n_frequencies: int, max_log2: float | None = None) -> Tensor:

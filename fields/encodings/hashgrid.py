@@ -40,8 +40,8 @@ import torch
 from jaxtyping import Float
 from torch import Tensor, nn
 
-from fields.encodings.base import Encoding, EncodingConfig, check_points
-from fields.encodings.grids import param_group
+from fieldforge.fields.encodings.base import Encoding, EncodingConfig, check_points
+from fieldforge.fields.encodings.grids import param_group
 
 HASH_PRIMES: tuple[int, ...] = (1, 2654435761, 805459861)
 """Per-axis primes of the spatial hash (axis 0 uses 1 for coherence along x)."""
@@ -214,7 +214,7 @@ class HashGridEncoding(Encoding):
     def forward(self, x: Float[Tensor, "n d"]) -> Float[Tensor, "n f"]:
         if self.config.backend == "torch":
             return hash_grid_encode(x, self.table, self.layout).to(x.dtype)
-        from fields.kernels import hash_grid_encode_backend  # fast paths (lazy; logged once)
+        from fieldforge.fields.kernels import hash_grid_encode_backend  # fast paths (lazy; logged once)
 
         return hash_grid_encode_backend(x, self.table, self.layout, self.config.backend).to(x.dtype)
 

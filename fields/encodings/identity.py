@@ -5,7 +5,7 @@ from dataclasses import dataclass
 from jaxtyping import Float
 from torch import Tensor
 
-from fields.encodings.base import Encoding, EncodingConfig, unit_to_signed
+from fieldforge.fields.encodings.base import Encoding, EncodingConfig, unit_to_signed
 
 
 class IdentityEncoding(Encoding):

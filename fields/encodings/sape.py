@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from jaxtyping import Float
 from torch import Tensor
 
-from fields.encodings.fourier import FourierEncodingConfig, FourierFeatureEncoding
+from fieldforge.fields.encodings.fourier import FourierEncodingConfig, FourierFeatureEncoding
 
 DEFAULT_RESOLUTION = {1: 12, 2: 128, 3: 64}
 """Grid resolution per input dimension when none is configured (the paper's 1D/2D/3D settings)."""

@@ -12,7 +12,7 @@ import torch
 from jaxtyping import Float
 from torch import Tensor
 
-from fields.encodings.base import Encoding, EncodingConfig, check_points
+from fieldforge.fields.encodings.base import Encoding, EncodingConfig, check_points
 
 
 def spherical_harmonics(d: Float[Tensor, "n 3"], degree: int) -> Float[Tensor, "n k"]:

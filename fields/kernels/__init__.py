@@ -21,7 +21,7 @@ from typing import Literal
 
 import torch
 
-log = logging.getLogger("fields.kernels")
+log = logging.getLogger("fieldforge.fields.kernels")
 
 Backend = Literal["torch", "triton", "tcnn", "auto"]
 Impl = Literal["torch", "triton", "tcnn"]
@@ -142,7 +142,7 @@ def hash_grid_triton_unsupported(table: torch.Tensor, in_dim: int) -> str | None
 def hash_grid_encode_backend(x: torch.Tensor, table: torch.Tensor, layout, backend: Backend = "auto") -> torch.Tensor:
     """Hash grid encoding through the chosen backend (``fields.encodings.hashgrid.hash_grid_encode`` is the
     reference). tcnn's HashGrid is never used: its vertex convention differs (see ``tcnn_backend``)."""
-    from fields.encodings.hashgrid import hash_grid_encode
+    from fieldforge.fields.encodings.hashgrid import hash_grid_encode
 
     impl = "torch"
     if backend != "torch":
@@ -151,7 +151,7 @@ def hash_grid_encode_backend(x: torch.Tensor, table: torch.Tensor, layout, backe
             f"hash grid {layout.in_dim}D×{layout.n_levels}", backend, x.device, hash_grid_triton_unsupported(table, layout.in_dim), tcnn_why
         )
     if impl == "triton":
-        from fields.kernels.hashgrid_triton import hash_grid_encode_triton
+        from fieldforge.fields.kernels.hashgrid_triton import hash_grid_encode_triton
 
         return hash_grid_encode_triton(x, table, layout)
     return hash_grid_encode(x, table, layout)
@@ -179,8 +179,8 @@ class hopper_mma_v2:
 
 def __getattr__(name: str):
     if name in _LAZY_MODULES:
-        return importlib.import_module(f"fields.kernels.{name}")
-    raise AttributeError(f"module 'fields.kernels' has no attribute {name!r}")
+        return importlib.import_module(f"fieldforge.fields.kernels.{name}")
+    raise AttributeError(f"module 'fieldforge.fields.kernels' has no attribute {name!r}")
 
 
 __all__ = ["Backend", "Impl", "choose_backend", "hash_grid_encode_backend", "hash_grid_triton_unsupported", "hopper_mma_v2", "has_tcnn", "has_triton", "log_once", "triton_interpreting"]

@@ -41,8 +41,8 @@ import triton.language as tl
 from jaxtyping import Float
 from torch import Tensor
 
-from fields.kernels import hopper_mma_v2
-from fields.kernels.fused_mlp_reference import (
+from fieldforge.fields.kernels import hopper_mma_v2
+from fieldforge.fields.kernels.fused_mlp_reference import (
     FUSED_WIDTHS,
     OUTPUT_ACTIVATIONS,
     fused_mlp_reference,

@@ -21,7 +21,7 @@ import triton.language as tl
 from jaxtyping import Float
 from torch import Tensor
 
-from fields.kernels import hash_grid_triton_unsupported, hopper_mma_v2, log_once
+from fieldforge.fields.kernels import hash_grid_triton_unsupported, hopper_mma_v2, log_once
 
 log = logging.getLogger(__name__)
 
@@ -193,7 +193,7 @@ class HashGridFunction(torch.autograd.Function):
         x, table = ctx.saved_tensors
         layout = ctx.layout
         if torch.is_grad_enabled():
-            from fields.encodings.hashgrid import hash_grid_encode
+            from fieldforge.fields.encodings.hashgrid import hash_grid_encode
 
             log_once("hash grid (triton): double backward (create_graph=True) runs through the pure-torch reference")
             need = ctx.needs_input_grad[:2]

@@ -30,8 +30,8 @@ import math
 import torch
 from torch import Tensor
 
-from fields.kernels import log_once
-from fields.kernels.fused_mlp_reference import FUSED_WIDTHS, fused_mlp_reference
+from fieldforge.fields.kernels import log_once
+from fieldforge.fields.kernels.fused_mlp_reference import FUSED_WIDTHS, fused_mlp_reference
 
 BATCH_GRANULARITY = 256
 LOSS_SCALE = 128.0

@@ -2,12 +2,12 @@
 
 from typing import Union
 
-from fields.networks.base import Network, NetworkConfig
-from fields.networks.cam import CAMConfig, CAMNetwork
-from fields.networks.mlp import MLP, MLPConfig, activation_fn, trunc_exp
-from fields.networks.pins import PINs, PINsConfig
-from fields.networks.rbf import RBFConfig, RBFNetwork
-from fields.networks.siren import Siren, SirenConfig
+from fieldforge.fields.networks.base import Network, NetworkConfig
+from fieldforge.fields.networks.cam import CAMConfig, CAMNetwork
+from fieldforge.fields.networks.mlp import MLP, MLPConfig, activation_fn, trunc_exp
+from fieldforge.fields.networks.pins import PINs, PINsConfig
+from fieldforge.fields.networks.rbf import RBFConfig, RBFNetwork
+from fieldforge.fields.networks.siren import Siren, SirenConfig
 
 # Every network config, for tyro and for config (de)serialization. Later networks append here.
 NETWORK_CONFIGS: tuple[type[NetworkConfig], ...] = (MLPConfig, CAMConfig, RBFConfig, PINsConfig, SirenConfig)

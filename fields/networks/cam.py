@@ -27,9 +27,9 @@ import torch.nn.functional as F
 from jaxtyping import Float
 from torch import Tensor, nn
 
-from fields.encodings.grids import param_group, plane_pairs, sample_grid, sample_planes
-from fields.networks.base import Network, NetworkConfig
-from fields.networks.mlp import MLP, MLPConfig, activation_fn
+from fieldforge.fields.encodings.grids import param_group, plane_pairs, sample_grid, sample_planes
+from fieldforge.fields.networks.base import Network, NetworkConfig
+from fieldforge.fields.networks.mlp import MLP, MLPConfig, activation_fn
 
 NormKind = Literal["layer", "rms", "none"]
 

@@ -8,7 +8,7 @@ import torch.nn.functional as F
 from jaxtyping import Float
 from torch import Tensor, nn
 
-from fields.networks.base import Network, NetworkConfig
+from fieldforge.fields.networks.base import Network, NetworkConfig
 
 Activation = Literal["relu", "softplus", "silu", "tanh", "none"]
 OutputActivation = Literal["none", "sigmoid", "relu", "exp", "trunc_exp", "softplus"]
@@ -84,13 +84,13 @@ class MLP(Network):
             return f"hidden activation {c.activation!r} (fused kernels implement relu)"
         if c.skips:
             return "skip connections are not fused"
-        from fields.kernels.fused_mlp_reference import fused_mlp_unsupported
+        from fieldforge.fields.kernels.fused_mlp_reference import fused_mlp_unsupported
 
         return fused_mlp_unsupported(self.in_dim, c.width, self.out_dim, c.n_hidden_layers, c.output_activation)
 
     def _tcnn_config_unsupported(self) -> str | None:
         c = self.config
-        from fields.kernels.tcnn_backend import tcnn_mlp_unsupported
+        from fieldforge.fields.kernels.tcnn_backend import tcnn_mlp_unsupported
 
         return tcnn_mlp_unsupported(
             self.in_dim, self.out_dim, c.width, c.n_hidden_layers, c.activation, c.output_activation, c.bias, c.skips
@@ -100,7 +100,7 @@ class MLP(Network):
         """The implementation this MLP runs on ``device``: 'torch', 'triton' or 'tcnn' (decided once, logged)."""
         impl = self._impl.get(device.type)
         if impl is None:
-            from fields.kernels import choose_backend
+            from fieldforge.fields.kernels import choose_backend
 
             what = f"MLP {self.in_dim}→{self.config.width}×{self.config.n_hidden_layers}→{self.out_dim}"
             impl = choose_backend(what, self.config.backend, device, self._triton_unsupported, self._tcnn_unsupported)
@@ -110,13 +110,13 @@ class MLP(Network):
     def forward(self, h: Float[Tensor, "n i"], coords: Tensor | None = None) -> Float[Tensor, "n o"]:
         impl = "torch" if self.config.backend == "torch" else self.backend_for(h.device)
         if impl == "triton":
-            from fields.kernels.fused_mlp import fused_mlp
+            from fieldforge.fields.kernels.fused_mlp import fused_mlp
 
             biases = [layer.bias for layer in self.layers] if self.config.bias else None
             return fused_mlp(h, [layer.weight for layer in self.layers], biases, self.config.output_activation)
         if impl == "tcnn":
             if self._tcnn_runner is None:
-                from fields.kernels.tcnn_backend import TcnnMLP
+                from fieldforge.fields.kernels.tcnn_backend import TcnnMLP
 
                 c = self.config
                 self._tcnn_runner = TcnnMLP(self.in_dim, self.out_dim, c.width, c.n_hidden_layers, c.activation, c.output_activation)

@@ -21,8 +21,8 @@ import torch
 from jaxtyping import Float
 from torch import Tensor, nn
 
-from fields.networks.base import Network, NetworkConfig
-from fields.networks.mlp import Activation, activation_fn
+from fieldforge.fields.networks.base import Network, NetworkConfig
+from fieldforge.fields.networks.mlp import Activation, activation_fn
 
 
 def band_sizes(n_features: int, n_levels: int) -> list[int]:

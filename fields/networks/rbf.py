@@ -13,9 +13,9 @@ import torch
 from jaxtyping import Float
 from torch import Tensor, nn
 
-from fields.encodings.grids import param_group
-from fields.networks.base import Network, NetworkConfig
-from fields.networks.mlp import OutputActivation, activation_fn
+from fieldforge.fields.encodings.grids import param_group
+from fieldforge.fields.networks.base import Network, NetworkConfig
+from fieldforge.fields.networks.mlp import OutputActivation, activation_fn
 
 
 def gaussian_rbf(

@@ -14,7 +14,7 @@ import torch
 from jaxtyping import Float
 from torch import Tensor, nn
 
-from fields.networks.base import Network, NetworkConfig
+from fieldforge.fields.networks.base import Network, NetworkConfig
 
 
 class Siren(Network):

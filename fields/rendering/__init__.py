@@ -4,10 +4,10 @@ Everything here takes callables (``sigma_fn``, ``rgb_sigma_fn``, ``occupied_fn``
 NeRF, SDF-as-density and distilled students share one sampler and one renderer.
 """
 
-from fields.rendering.contraction import contract, lindisp_steps, uncontract
-from fields.rendering.occupancy_grid import OccupancyGrid
-from fields.rendering.rays import camera_directions, distort, generate_rays, image_rays, ndc_rays, pixel_grid, undistort
-from fields.rendering.sampling import (
+from fieldforge.fields.rendering.contraction import contract, lindisp_steps, uncontract
+from fieldforge.fields.rendering.occupancy_grid import OccupancyGrid
+from fieldforge.fields.rendering.rays import camera_directions, distort, generate_rays, image_rays, ndc_rays, pixel_grid, undistort
+from fieldforge.fields.rendering.sampling import (
     RaySamples,
     edge_samples,
     filter_samples,
@@ -15,7 +15,7 @@ from fields.rendering.sampling import (
     ray_aabb_intersect,
     uniform_samples,
 )
-from fields.rendering.volume import RenderOutputs, accumulate_along_rays, render_weights, volume_render
+from fieldforge.fields.rendering.volume import RenderOutputs, accumulate_along_rays, render_weights, volume_render
 
 __all__ = [
     "OccupancyGrid",

@@ -174,7 +174,7 @@ def filter_samples(
 
 def prune_mask(samples: RaySamples, sigmas: Float[Tensor, " m"], alpha_thre: float, early_stop_eps: float) -> Bool[Tensor, " m"]:
     """Samples to keep: ``alpha ≥ alpha_thre`` and transmittance before the sample ``≥ early_stop_eps``."""
-    from fields.rendering.volume import render_weights
+    from fieldforge.fields.rendering.volume import render_weights
 
     _, trans, alphas = render_weights(samples.t_starts, samples.t_ends, sigmas, samples.ray_indices, samples.n_rays)
     keep = trans >= early_stop_eps

@@ -16,7 +16,7 @@ import torch
 from jaxtyping import Float, Int
 from torch import Tensor
 
-from fields.rendering.sampling import RaySamples, ray_offsets
+from fieldforge.fields.rendering.sampling import RaySamples, ray_offsets
 
 RgbSigmaFn = Callable[[Tensor, Tensor, Tensor], tuple[Tensor, Tensor]]
 """``rgb_sigma_fn(t_starts, t_ends, ray_indices) → (rgb (m, 3), σ (m,))``."""
