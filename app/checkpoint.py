@@ -5,6 +5,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from safetensors import safe_open
 from safetensors.torch import load_file, save
 
 from fieldforge.app.atomic import atomic_write_bytes
@@ -27,11 +28,17 @@ def save_checkpoint(run: RunDir, step: int, model: torch.nn.Module, state: dict[
     return path
 
 
-def load_weights(path: Path, model: torch.nn.Module) -> None:
+def load_weights(path: Path, model: torch.nn.Module, total_steps: int | None = None) -> None:
+    """Load a checkpoint's weights into ``model`` (strict). ``total_steps``: the run's length, to convert the
+    step counters of progressive components in checkpoints written before they took progress."""
     try:
         weights = load_file(str(path))
+        with safe_open(str(path), "pt") as f:
+            step = int((f.metadata() or {}).get("step", 0))
     except Exception as e:
         raise InputError(path, f"corrupt checkpoint ({type(e).__name__}: {e})") from None
+    if total_steps:
+        weights = with_progress(weights, model.state_dict(), step, total_steps)
     missing, unexpected = model.load_state_dict(weights, strict=False)
     if missing or unexpected:
         raise InputError(path, f"checkpoint does not match the config (missing {missing[:3]}, unexpected {unexpected[:3]})")
@@ -42,3 +49,16 @@ def load_state(path: Path) -> dict[str, Any]:
         return torch.load(path.with_suffix(".state.pt"), map_location="cpu", weights_only=False)
     except Exception as e:
         raise InputError(path.with_suffix(".state.pt"), f"corrupt checkpoint state ({type(e).__name__}: {e})") from None
+
+
+def with_progress(weights: dict[str, torch.Tensor], expected: dict[str, torch.Tensor], step: int, total_steps: int) -> dict[str, torch.Tensor]:
+    """Checkpoints of FieldForge 0.1 stored c2f/PINs schedules as ``*.progress_step`` (a step count) and SAPE's
+    not at all; today they hold ``*.progress`` (fraction of the stage). Convert with the run's length."""
+    out = dict(weights)
+    for key, value in expected.items():
+        if key in out or not (key == "progress" or key.endswith(".progress")):
+            continue
+        old = key + "_step"
+        done = float(out.pop(old)) if old in out else float(step)
+        out[key] = torch.tensor(min(1.0, done / max(1, total_steps)), dtype=value.dtype)
+    return out

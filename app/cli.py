@@ -27,33 +27,43 @@ class Command:
 
 
 COMMANDS: dict[tuple[str, ...], Command] = {
-    ("train", "image"): Command("fieldforge.app.commands:train_image", "Fit a neural field to an image (PNG/JPEG/TIFF/EXR)."),
-    ("export", "image"): Command("fieldforge.app.commands:export_image", "Render an image field at any resolution (PNG/EXR)."),
+    ("export", "image"): Command("fieldforge.app.commands_export:export_image", "Render an image field at any resolution (PNG/EXR)."),
+    ("export", "mesh"): Command("fieldforge.app.commands_export:export_mesh", "Extract a field's surface: SDF/occupancy level set or NeRF density (PLY/OBJ/GLB, raw grid NPZ)."),
+    ("export", "render"): Command("fieldforge.app.commands_export:export_render", "Render a NeRF run's test (or train/val) views, with PSNR/SSIM."),
+    ("export", "video"): Command("fieldforge.app.commands_export:export_video", "Render a NeRF fly-through (orbit, spiral or through the cameras) as MP4."),
+    ("export", "pointcloud"): Command("fieldforge.app.commands_export:export_pointcloud", "Export a NeRF run's surface points with colours (PLY)."),
+    ("info",): Command("fieldforge.app.commands:info", "Show a run's task, config, metrics and checkpoints."),
+    ("capture", "synthetic"): Command("fieldforge.app.commands:capture_synthetic", "Write the procedural multi-view test capture (nerfstudio format)."),
     ("demo",): Command("fieldforge.app.commands:demo", "Train on the embedded sample image and write its reconstruction."),
-    ("info",): Command("fieldforge.app.commands:info", "Show a run's config, metrics and checkpoints."),
-    ("train", "sdf"): Command("fieldforge.app.commands_sdf:train_sdf", "Fit a signed distance / occupancy field to a point cloud or mesh."),
-    ("export", "mesh"): Command("fieldforge.app.commands_sdf:export_mesh", "Extract a shape field's surface (PLY/OBJ/GLB, raw grid NPZ)."),
-    ("train", "nerf"): Command("fieldforge.app.commands_nerf:train_nerf", "Train a radiance field on a multi-view capture (nerfstudio/Blender/LLFF/COLMAP)."),
-    ("export", "render"): Command("fieldforge.app.commands_nerf:export_render", "Render a NeRF run's test (or train/val) views, with PSNR/SSIM."),
-    ("export", "video"): Command("fieldforge.app.commands_nerf:export_video", "Render a NeRF fly-through (orbit, spiral or through the cameras) as MP4."),
-    ("export", "pointcloud"): Command("fieldforge.app.commands_nerf:export_pointcloud", "Export a NeRF run's surface points with colours (PLY)."),
-    ("capture", "synthetic"): Command("fieldforge.app.commands_nerf:capture_synthetic", "Write the procedural multi-view test capture (nerfstudio format)."),
-    ("demo", "nerf"): Command("fieldforge.app.commands_nerf:demo", "Radiance-field pipeline on the embedded synthetic capture: train, renders, video, mesh."),
+    ("demo", "nerf"): Command("fieldforge.app.commands:demo_nerf", "Radiance-field pipeline on the embedded synthetic capture: train, renders, video, mesh."),
 }
+"""Every command but ``train <task>``, which the task registry generates."""
 
 
 def _usage() -> str:
+    from fieldforge.app.tasks import TASKS
+
     lines = ["usage: fieldforge <command> [options]   (fieldforge <command> --help for its options)", "", "commands:"]
+    lines += [f"  {'train ' + name:<18} {entry.summary}" for name, entry in TASKS.items()]
     for name, cmd in COMMANDS.items():
-        lines.append(f"  {' '.join(name):<16} {cmd.summary}")
+        lines.append(f"  {' '.join(name):<18} {cmd.summary}")
     return "\n".join(lines)
 
 
-def _resolve(argv: Sequence[str]) -> tuple[tuple[str, ...], list[str]] | None:
+def _resolve(argv: Sequence[str]) -> tuple[tuple[str, ...], Callable[[list[str], str], int | None], list[str]] | None:
+    from fieldforge.app.tasks import TASKS
+
+    if argv[0] == "train" and len(argv) > 1 and argv[1] in TASKS:
+        from functools import partial
+
+        from fieldforge.app.cli_train import train_command
+
+        return ("train", argv[1]), partial(train_command, argv[1]), list(argv[2:])
     for n in (3, 2, 1):
         key = tuple(argv[:n])
         if key in COMMANDS:
-            return key, list(argv[n:])
+            module, _, function = COMMANDS[key].target.partition(":")
+            return key, getattr(import_module(module), function), list(argv[n:])
     return None
 
 
@@ -69,13 +79,21 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         print(f"fieldforge {__version__}")
         return 0
+    if argv[0] == "train" and (len(argv) == 1 or argv[1] in ("-h", "--help")):
+        from fieldforge.app.cli_train import usage
+
+        print(usage())
+        return 0
     found = _resolve(argv)
     if found is None:
-        print(f"fieldforge: error: unknown command {' '.join(argv[:2])!r}\n\n{_usage()}", file=sys.stderr)
+        if argv[0] == "train":
+            from fieldforge.app.cli_train import usage
+
+            print(f"fieldforge: error: unknown task {argv[1]!r}\n\n{usage()}", file=sys.stderr)
+        else:
+            print(f"fieldforge: error: unknown command {' '.join(argv[:2])!r}\n\n{_usage()}", file=sys.stderr)
         return 2
-    name, rest = found
-    module, _, function = COMMANDS[name].target.partition(":")
-    fn: Callable[[list[str], str], int | None] = getattr(import_module(module), function)
+    name, fn, rest = found
     try:
         return fn(rest, "fieldforge " + " ".join(name)) or 0
     except InputError as e:

@@ -1,63 +1,83 @@
-"""Composition roots, one straight-line function per task: data → field → task → trainer → outputs."""
+"""The composition root of every task: input → run directory → model → task → trainer → renders.
+
+``train(config)`` runs a new run (or continues ``run``); ``resume(path)`` continues a run from its
+directory alone. Which task a config belongs to comes from the task registry.
+"""
 
 import json
-from dataclasses import replace
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import torch
 from rich.console import Console
 
-from fieldforge.app.atomic import atomic_write_bytes, atomic_write_text
-from fieldforge.app.config import ImageTrainConfig
-from fieldforge.app.image_task import ImageTask
+from fieldforge.app.atomic import atomic_write_text
+from fieldforge.app.callbacks import standard_callbacks
 from fieldforge.app.runs import RunDir
-from fieldforge.app.trainer import Trainer, resolve_device
-from fieldforge.data.images import decode, encode_image, load_image
-from fieldforge.data.samplers import PixelSampler
-from fieldforge.fields.field import Field
+from fieldforge.app.tasks import task_for_config
+from fieldforge.app.tasks.base import TaskContext
+from fieldforge.app.trainer import Callback, Trainer, resolve_device
+from fieldforge.data.errors import InputError
 
 console = Console(stderr=True)
 
 
-def build_image_field(config: ImageTrainConfig, channels: int) -> Field:
-    torch.manual_seed(config.trainer.seed)
-    return Field(config.field, in_dim=2, out_dim=channels, max_steps=config.trainer.steps)
+@dataclass(frozen=True)
+class ResumeOverrides:
+    """What a resumed run may change: its length and how it reports (everything else is the saved config)."""
+
+    steps: int | None = None
+    progress: bool | None = None
 
 
-def train_image(config: ImageTrainConfig, run: RunDir | None = None) -> tuple[RunDir, dict[str, float]]:
-    """Fit (or resume fitting) a field to an image; writes the run directory and returns its metrics."""
+def train(
+    config: Any, run: RunDir | None = None, callbacks: Sequence[Callback] = (), rank: int = 0, world_size: int = 1,
+) -> tuple[RunDir, dict[str, float]]:
+    """Train a run of any task; writes the run directory (rank 0) and returns its final metrics."""
+    task_def = task_for_config(config)
+    prepared = task_def.prepare(config)  # bad input fails here, before anything is written
+    info = task_def.run_info(config, prepared)
     if run is None:
-        run = RunDir.create(config.trainer.output_dir, config.trainer.name, prefix=f"image-{config.method}")
-    run.write_config(config)
-    image = load_image(config.data, config.max_pixels, config.downscale, config.fit_budget)
-    target = image.encoded()
-    info = {"height": image.height, "width": image.width, "channels": image.channels, "transfer": image.transfer, "has_alpha": image.has_alpha}
-    atomic_write_text(run.path / "data.json", json.dumps(info, indent=1))
+        run = RunDir.create(config.trainer.output_dir, config.trainer.name, prefix=f"{task_def.name}-{config.method}")
+    if rank == 0:
+        run.write_config(config)
+        atomic_write_text(run.path / task_def.info_file, json.dumps(info, indent=1))
     device = resolve_device(config.trainer.device)
-    if config.fresh and not (run.path / "fresh.json").is_file():  # FreSh: choose the field before building it
-        from fieldforge.app.fresh_image import apply_fresh
+    if getattr(config, "fresh", False) and not (run.path / "fresh.json").is_file():
+        from fieldforge.app.fresh import apply_fresh
 
-        config = apply_fresh(config, target, run, device)
-    field = build_image_field(config, image.channels).to(device)
-    sampler = PixelSampler(target, config.trainer.batch_size, device, seed=config.trainer.seed)
-    task = ImageTask(field, sampler, target, config.loss)
-    trainer = Trainer(config.trainer, config.optim, task, run, device)
+        config = apply_fresh(task_def, config, prepared, info, run, device)
+    torch.manual_seed(config.trainer.seed)
+    model = task_def.build_model(config, info).to(device)
+    ctx = TaskContext(device, rank, world_size)
+    task = task_def.build_task(config, model, prepared, ctx)
+    trainer = Trainer(
+        config.trainer, config.optim, task, run, device, stages=task_def.stages(config),
+        callbacks=[*standard_callbacks(config.trainer), *callbacks], rank=rank, world_size=world_size,
+    )
     start = trainer.resume()
     if start:
         console.print(f"resuming {run.path} from step {start}")
-    console.print(
-        f"{config.method}: {image.width}×{image.height}×{image.channels} ({image.transfer}) on {device}, "
-        f"{field.num_parameters():,} parameters, {config.trainer.steps} steps"
-    )
+    console.print(task_def.describe(config, prepared, model, device))
     metrics = trainer.train()
-    assert task.last_render is not None
-    png = encode_image(decode(task.last_render, image.transfer, image.has_alpha), "png", image.has_alpha)
-    atomic_write_bytes(run.renders_dir / "reconstruction.png", png)
+    if rank == 0:
+        task_def.finish(run, task, config, prepared, metrics)
     return run, metrics
 
 
-def resume_image(run_path, steps: int | None = None) -> tuple[RunDir, dict[str, float]]:
-    run = RunDir.open(run_path)
-    config: ImageTrainConfig = run.read_config()
-    if steps is not None:
-        config = replace(config, trainer=replace(config.trainer, steps=steps))
-    return train_image(config, run)
+def resume(path: str | Path, overrides: ResumeOverrides = ResumeOverrides(), callbacks: Sequence[Callback] = ()) -> tuple[RunDir, dict[str, float]]:
+    """Continue a run from its newest checkpoint with its saved config (``steps`` extends it)."""
+    from dataclasses import replace
+
+    run = RunDir.open(path)
+    config = run.read_config()
+    task_def = task_for_config(config)
+    if overrides.steps is not None:
+        if overrides.steps < 1:
+            raise InputError(None, f"--steps must be positive, got {overrides.steps}")
+        config = task_def.with_steps(config, overrides.steps)
+    if overrides.progress is not None:
+        config = replace(config, trainer=replace(config.trainer, progress=overrides.progress))
+    return train(config, run, callbacks)

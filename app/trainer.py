@@ -1,25 +1,70 @@
-"""Generic training loop: Adam + schedule, mixed precision, progress, metrics, atomic checkpoints, resume.
+"""The training loop every task shares: Adam + schedule, mixed precision, stages, callbacks, checkpoints.
 
 A task supplies the model and two functions (``train_step``, ``evaluate``); the trainer knows nothing
-about images, rays or SDFs, nor about progressive encodings beyond calling ``model.update`` after
-each optimizer step.
+about images, rays or SDFs. Everything around the loop is a callback (``fieldforge.app.callbacks``):
+progress bar, metrics log, periodic evaluation, periodic checkpoints, a between-steps hook.
+
+- **Stages**: a run is a sequence of phases, each with its own steps, loss weights and trainable
+  parameter groups (one stage by default). The stage index is saved in the checkpoint and resumed.
+  Progressive components receive the progress through their stage (``model.update(progress, ...)``).
+- **Ranks**: the trainer knows ``rank`` and ``world_size``; only rank 0 writes files, each rank's task
+  seeds its own sampler, and ``unwrap()`` reaches the module inside a DDP / ``torch.compile`` wrapper.
+- **Lock**: each optimizer step runs under ``trainer.lock``; a viewer thread that takes the lock renders
+  the model between two steps, never during one.
 """
 
 import math
+import threading
 import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 import torch
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from fieldforge.app.checkpoint import load_state, load_weights, save_checkpoint
 from fieldforge.app.config import OptimizerConfig, TrainerConfig
 from fieldforge.app.runs import RunDir
+from fieldforge.fields.wrapping import unwrap
 
-console = Console(stderr=True)
+T = TypeVar("T")
+Track = Callable[[Sequence[T], str], Iterable[T]]
+"""``track(items, description)``: iterate ``items`` while showing progress (evaluations, renders)."""
+
+
+def no_track(items: Sequence[T], description: str = "") -> Iterable[T]:
+    return items
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One phase of training."""
+
+    name: str
+    steps: int
+    loss_weights: Mapping[str, float] = field(default_factory=dict)
+    """Weights the task's ``train_step`` reads (``ctx.weight(name, default)``)."""
+    trainable: tuple[str, ...] | None = None
+    """Prefixes of the parameter-group names trained in this stage (``None``: every group)."""
+
+
+@dataclass(frozen=True)
+class StepContext:
+    """Where a training step is: global step, its stage, and the progress through that stage."""
+
+    step: int
+    stage: Stage
+    stage_index: int
+    stage_step: int
+
+    @property
+    def progress(self) -> float:
+        """Fraction of the stage done before this step, in ``[0, 1)``."""
+        return self.stage_step / max(1, self.stage.steps)
+
+    def weight(self, name: str, default: float = 1.0) -> float:
+        return float(self.stage.loss_weights.get(name, default))
 
 
 @dataclass
@@ -38,57 +83,127 @@ class Task(Protocol):
 
     def param_groups(self, lr: float) -> list[dict]: ...
 
-    def train_step(self, step: int) -> StepResult: ...
+    def train_step(self, ctx: StepContext) -> StepResult: ...
 
-    def evaluate(self, step: int) -> dict[str, float]: ...
+    def evaluate(self, step: int, final: bool, track: Track) -> dict[str, float]: ...
 
     def state_dict(self) -> dict: ...
 
     def load_state_dict(self, state: dict) -> None: ...
 
 
+class Callback:
+    """Hooks of the training loop; override any. ``trainer.is_main`` tells whether this rank writes."""
+
+    def on_train_start(self, trainer: "Trainer") -> None: ...
+
+    def on_stage_start(self, trainer: "Trainer", stage: Stage) -> None: ...
+
+    def on_step_end(self, trainer: "Trainer", result: StepResult, loss: float) -> None: ...
+
+    def on_evaluation(self, trainer: "Trainer", metrics: dict[str, float], final: bool) -> None: ...
+
+    def on_train_end(self, trainer: "Trainer", metrics: dict[str, float]) -> None: ...
+
+
 def resolve_device(name: str) -> torch.device:
+    from fieldforge.data.errors import InputError
+
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("--device cuda requested but CUDA is not available")
+        raise InputError(None, "--device cuda: CUDA is not available on this machine (use --device cpu or auto)")
     return torch.device(name)
 
 
-def lr_lambda(config: OptimizerConfig, total_steps: int):
-    """Multiplier of the peak lr at a step: linear warm-up, then the chosen decay."""
+def schedule_factor(config: OptimizerConfig, step: int, total_steps: int) -> float:
+    """Multiplier of the peak lr at a step of a stage: linear warm-up, then the chosen decay."""
+    if config.warmup_steps and step < config.warmup_steps:
+        return (step + 1) / config.warmup_steps
+    t = min(1.0, max(0, step - config.warmup_steps) / max(1, total_steps - config.warmup_steps))
+    r = config.final_lr_ratio
+    if config.schedule == "exponential":
+        return r**t
+    if config.schedule == "cosine":
+        return r + (1 - r) * 0.5 * (1 + math.cos(math.pi * t))
+    return 1.0
 
-    def fn(step: int) -> float:
-        if config.warmup_steps and step < config.warmup_steps:
-            return (step + 1) / config.warmup_steps
-        t = min(1.0, max(0, step - config.warmup_steps) / max(1, total_steps - config.warmup_steps))
-        r = config.final_lr_ratio
-        if config.schedule == "exponential":
-            return r**t
-        if config.schedule == "cosine":
-            return r + (1 - r) * 0.5 * (1 + math.cos(math.pi * t))
-        return 1.0
 
-    return fn
+def is_trained(group_name: str, stage: Stage) -> bool:
+    return stage.trainable is None or any(group_name.startswith(p) for p in stage.trainable)
 
 
 class Trainer:
-    def __init__(self, config: TrainerConfig, optim: OptimizerConfig, task: Task, run: RunDir, device: torch.device) -> None:
+    def __init__(
+        self, config: TrainerConfig, optim: OptimizerConfig, task: Task, run: RunDir, device: torch.device,
+        stages: Sequence[Stage] | None = None, callbacks: Sequence[Callback] = (), rank: int = 0, world_size: int = 1,
+    ) -> None:
         self.config, self.optim_config, self.task, self.run, self.device = config, optim, task, run, device
-        self.optimizer = torch.optim.Adam(
-            task.param_groups(optim.lr), lr=optim.lr, betas=optim.betas, eps=optim.eps, weight_decay=optim.weight_decay
-        )
-        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lr_lambda(optim, config.steps))
+        self.stages = list(stages) if stages else [Stage("train", config.steps)]
+        self.callbacks = list(callbacks)
+        self.rank, self.world_size = rank, world_size
         self.step = 0
+        self.stage_index = 0
+        self.stage_start = 0
+        groups = task.param_groups(optim.lr)
+        for i, g in enumerate(groups):
+            g.setdefault("name", f"group{i}")
+        self.optimizer = torch.optim.Adam(groups, lr=optim.lr, betas=optim.betas, eps=optim.eps, weight_decay=optim.weight_decay)
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, [self._lr_lambda(g["name"]) for g in groups])
         self.autocast = (
             torch.autocast("cuda", dtype=torch.bfloat16) if (device.type == "cuda" and config.mixed_precision) else nullcontext()
         )
         self.last_eval: dict[str, float] = {}
+        self.lock = threading.RLock()
+        self.track: Track = no_track
+        """Set by the progress-bar callback; tasks use it to show progress of evaluations and renders."""
+
+    # -- stages ------------------------------------------------------------------------------------
+    @property
+    def total_steps(self) -> int:
+        return self.stage_start + sum(s.steps for s in self.stages[self.stage_index :])
+
+    @property
+    def stage(self) -> Stage:
+        return self.stages[self.stage_index]
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    def unwrap(self) -> torch.nn.Module:
+        """The task's model without its DDP / ``torch.compile`` wrapper."""
+        return unwrap(self.task.model)
+
+    def _lr_lambda(self, group_name: str) -> Callable[[int], float]:
+        def fn(step: int) -> float:
+            stage = self.stage
+            if not is_trained(group_name, stage):
+                return 0.0
+            return schedule_factor(self.optim_config, step - self.stage_start, stage.steps)
+
+        return fn
+
+    def _enter_stage(self, index: int) -> None:
+        self.stage_index, self.stage_start = index, self.step
+        self._apply_stage()
+
+    def _apply_stage(self) -> None:
+        """Train only the stage's parameter groups (the others get no gradient and lr 0)."""
+        names = {g["name"]: is_trained(g["name"], self.stage) for g in self.optimizer.param_groups}
+        for g in self.optimizer.param_groups:
+            for p in g["params"]:
+                p.requires_grad_(names[g["name"]])
+        for cb in self.callbacks:
+            cb.on_stage_start(self, self.stage)
 
     # -- checkpoints -------------------------------------------------------------------------------
     def state(self) -> dict[str, Any]:
         return {
             "step": self.step,
+            "stage": self.stage_index,
+            "stage_name": self.stage.name,
+            "stage_start": self.stage_start,
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(),
             "task": self.task.state_dict(),
@@ -98,7 +213,9 @@ class Trainer:
         }
 
     def save(self) -> None:
-        save_checkpoint(self.run, self.step, self.task.model, self.state(), keep=self.config.keep_checkpoints)
+        """Write a checkpoint of the current step (rank 0 only)."""
+        if self.is_main:
+            save_checkpoint(self.run, self.step, self.unwrap(), self.state(), keep=self.config.keep_checkpoints)
 
     def resume(self) -> int:
         """Restore the newest checkpoint of the run; returns its step (0 if there is none)."""
@@ -106,70 +223,81 @@ class Trainer:
         if latest is None:
             return 0
         step, path = latest
-        load_weights(path, self.task.model)
+        load_weights(path, self.unwrap(), total_steps=self.total_steps)
         state = load_state(path)
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
-        # The schedule's lambda depends on the configured total steps, which a resume may extend.
-        self.scheduler.lr_lambdas = [lr_lambda(self.optim_config, self.config.steps)] * len(self.optimizer.param_groups)
+        # The schedule's lambdas depend on the configured stages, which a resume may extend.
+        self.scheduler.lr_lambdas = [self._lr_lambda(g["name"]) for g in self.optimizer.param_groups]
         self.task.load_state_dict(state["task"])
         torch.set_rng_state(state["torch_rng"])
         if state["cuda_rng"] and torch.cuda.is_available():
             torch.cuda.set_rng_state_all(state["cuda_rng"])
         self.last_eval = state.get("last_eval", {})
-        self.step = state["step"]
-        self.run.truncate_metrics(self.step)
+        self.step = int(state["step"])
+        self.stage_index = min(int(state.get("stage", 0)), len(self.stages) - 1)
+        self.stage_start = int(state.get("stage_start", 0))
+        if self.is_main:
+            self.run.truncate_metrics(self.step)
         return self.step
 
     # -- loop --------------------------------------------------------------------------------------
-    def evaluate(self) -> dict[str, float]:
-        self.task.model.eval()
-        with torch.no_grad():
-            metrics = self.task.evaluate(self.step)
-        self.task.model.train()
+    def evaluate(self, final: bool = False) -> dict[str, float]:
+        model = self.task.model
+        was_training = model.training
+        model.eval()
+        with self.lock, torch.no_grad():
+            metrics = self.task.evaluate(self.step, final, self.track)
+        model.train(was_training)
         self.last_eval = metrics
-        self.run.append_metrics({"step": self.step, "kind": "eval", **metrics})
+        for cb in self.callbacks:
+            cb.on_evaluation(self, metrics, final)
         return metrics
 
+    def _context(self) -> StepContext:
+        return StepContext(self.step, self.stage, self.stage_index, self.step - self.stage_start)
+
+    def train_step(self) -> tuple[StepResult, float]:
+        """One optimizer step (under the lock); returns the task's result and the loss value."""
+        ctx = self._context()
+        with self.lock:
+            with self.autocast:
+                result = self.task.train_step(ctx)
+            self.optimizer.zero_grad(set_to_none=True)
+            result.loss.backward()
+            self.optimizer.step()
+            self.scheduler.step()
+            self.step += 1
+            psl = result.per_sample_loss.detach().float() if result.per_sample_loss is not None else None
+            self.unwrap().update((ctx.stage_step + 1) / max(1, ctx.stage.steps), result.coords, psl)
+        loss_value = float(result.loss.detach())
+        if not math.isfinite(loss_value):
+            raise FloatingPointError(f"loss became {loss_value} at step {self.step}; lower --optim.lr")
+        return result, loss_value
+
     def train(self) -> dict[str, float]:
-        cfg = self.config
+        """Train to the end of the last stage, save, then evaluate on everything; returns the final metrics."""
         start_step, t0 = self.step, time.perf_counter()
-        columns = [
-            TextColumn("[bold]{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("{task.fields[info]}"),
-            TimeElapsedColumn(),
-            TimeRemainingColumn(),
-        ]
-        with Progress(*columns, console=console, disable=not cfg.progress, transient=False) as progress:
-            bar = progress.add_task("train", total=cfg.steps, completed=self.step, info="")
-            self.task.model.train()
-            while self.step < cfg.steps:
-                with self.autocast:
-                    result = self.task.train_step(self.step)
-                self.optimizer.zero_grad(set_to_none=True)
-                result.loss.backward()
-                self.optimizer.step()
-                self.scheduler.step()
-                self.step += 1
-                psl = result.per_sample_loss.detach().float() if result.per_sample_loss is not None else None
-                self.task.model.update(self.step, result.coords, psl)
-                loss_value = float(result.loss.detach())
-                if not math.isfinite(loss_value):
-                    raise FloatingPointError(f"loss became {loss_value} at step {self.step}; lower --optim.lr")
-                if self.step % cfg.log_every == 0 or self.step == cfg.steps:
-                    rate = (self.step - start_step) / max(1e-9, time.perf_counter() - t0)
-                    record = {"step": self.step, "kind": "train", "loss": loss_value, "lr": self.scheduler.get_last_lr()[0], "steps_per_s": rate, **result.log}
-                    self.run.append_metrics(record)
-                    info = f"loss {loss_value:.3g} " + " ".join(f"{k} {v:.2f}" for k, v in result.log.items()) + f" {rate:.1f} it/s"
-                    progress.update(bar, info=info)
-                if cfg.eval_every and self.step % cfg.eval_every == 0 and self.step < cfg.steps:
-                    self.evaluate()
-                if cfg.checkpoint_every and self.step % cfg.checkpoint_every == 0 and self.step < cfg.steps:
-                    self.save()
-                progress.update(bar, completed=self.step)
-        metrics = self.evaluate()
-        self.save()
-        metrics = {**metrics, "train_seconds": time.perf_counter() - t0, "steps": self.step}
+        self.task.model.train()
+        for cb in self.callbacks:
+            cb.on_train_start(self)
+        self._apply_stage()
+        while self.step < self.total_steps:
+            if self.step - self.stage_start >= self.stage.steps:
+                self.step_into_next_stage()
+                continue
+            result, loss = self.train_step()
+            for cb in self.callbacks:
+                cb.on_step_end(self, result, loss)
+        train_seconds = time.perf_counter() - t0
+        self.save()  # before the final evaluation: an interrupted evaluation never loses the run
+        metrics = self.evaluate(final=True)
+        metrics = {**metrics, "train_seconds": train_seconds, "steps": self.step, "steps_this_session": self.step - start_step}
+        for cb in self.callbacks:
+            cb.on_train_end(self, metrics)
         return metrics
+
+    def step_into_next_stage(self) -> None:
+        if self.stage_index + 1 >= len(self.stages):
+            raise RuntimeError("no stage left")  # total_steps guards this
+        self._enter_stage(self.stage_index + 1)

@@ -1,8 +1,9 @@
 """Read and write images as linear float ``[0,1]`` tensors ``(h, w, c)``.
 
-Transfer functions: 8/16-bit PNG, JPEG and integer TIFF are display-referred and sRGB-encoded, so they
-are decoded to linear light on read. EXR and float TIFF are scene-referred linear and are read as-is
-(values above 1 are kept: HDR). Grayscale stays 1 channel, RGBA keeps alpha (never sRGB-decoded).
+Transfer functions (``srgb_to_linear`` / ``linear_to_srgb``, defined with the encoders in :mod:`fieldforge.data.formats`):
+8/16-bit PNG, JPEG and integer TIFF are display-referred and sRGB-encoded, so they are decoded to linear light on read.
+EXR and float TIFF are scene-referred linear and are read as-is (values above 1 are kept: HDR). Grayscale stays
+1 channel, RGBA keeps alpha (never sRGB-decoded).
 """
 
 from dataclasses import dataclass
@@ -17,20 +18,11 @@ from PIL import Image
 from torch import Tensor
 
 from fieldforge.data.errors import InputError, require_file
+from fieldforge.data.formats import encode_exr, encode_png, linear_to_srgb, srgb_to_linear
 
 Transfer = Literal["srgb", "linear"]
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".exr")
 DEFAULT_MAX_PIXELS = 64_000_000
-
-
-def srgb_to_linear(x: Tensor) -> Tensor:
-    """IEC 61966-2-1 sRGB decode."""
-    return torch.where(x <= 0.04045, x / 12.92, ((x.clamp(min=0) + 0.055) / 1.055) ** 2.4)
-
-
-def linear_to_srgb(x: Tensor) -> Tensor:
-    """IEC 61966-2-1 sRGB encode."""
-    return torch.where(x <= 0.0031308, x * 12.92, 1.055 * x.clamp(min=0.0031308) ** (1 / 2.4) - 0.055)
 
 
 @dataclass
@@ -192,34 +184,12 @@ def box_downscale(image: Float[Tensor, "h w c"], factor: int) -> Float[Tensor, "
     return torch.nn.functional.avg_pool2d(x, factor)[0].permute(1, 2, 0).contiguous()
 
 
-def to_uint(stored: Tensor, bits: int) -> np.ndarray:
-    scale = (1 << bits) - 1
-    arr = (stored.clamp(0, 1) * scale).round().cpu().numpy()
-    return arr.astype(np.uint8 if bits == 8 else np.uint16)
-
-
 def encode_image(linear: Float[Tensor, "h w c"], fmt: Literal["png", "exr"], has_alpha: bool = False) -> bytes:
-    """Serialize a linear image: PNG is 8-bit sRGB-encoded, EXR is float32 linear (HDR kept)."""
+    """Serialize a linear image: PNG is 8-bit sRGB-encoded (alpha stays linear), EXR is float32 linear
+    (HDR kept). The transfer-function wrapper over :func:`fieldforge.data.formats.encode_png` /
+    :func:`~fieldforge.data.formats.encode_exr`."""
     if fmt == "png":
-        arr = to_uint(encode(linear, "srgb", has_alpha), 8)
-        return iio.imwrite("<bytes>", arr[..., 0] if arr.shape[-1] == 1 else arr, extension=".png")
+        return encode_png(encode(linear, "srgb", has_alpha))
     if fmt == "exr":
-        import os
-        import tempfile
-
-        import OpenEXR
-
-        arr = linear.float().cpu().numpy()
-        names = {1: "Y", 3: "RGB", 4: "RGBA"}
-        if arr.shape[-1] not in names:
-            raise ValueError(f"EXR export supports 1, 3 or 4 channels, got {arr.shape[-1]}")
-        channels = {names[arr.shape[-1]]: np.ascontiguousarray(arr if arr.shape[-1] > 1 else arr[..., 0])}
-        header = {"compression": OpenEXR.ZIP_COMPRESSION, "type": OpenEXR.scanlineimage}
-        fd, tmp = tempfile.mkstemp(suffix=".exr")
-        os.close(fd)
-        try:
-            OpenEXR.File(header, channels).write(tmp)
-            return Path(tmp).read_bytes()
-        finally:
-            os.unlink(tmp)
+        return encode_exr(linear)
     raise ValueError(f"unknown image format {fmt!r}")

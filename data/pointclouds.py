@@ -1,9 +1,9 @@
 """Point clouds and triangle meshes: read, validate, normalize; SDF / occupancy / implicit-loss samples.
 
 Formats (open3d, plus a plain-text reader): PLY (mesh or points), PCD, XYZ / XYZN / XYZRGB / PTS (text),
-OBJ, STL, OFF. Everything is mapped into the unit cube by one isotropic similarity recorded in
-:class:`Normalization` (``unit = world·scale + offset``), so signed distances stay distances and exports
-map back to the input's coordinates exactly.
+OBJ, STL, OFF. Everything is mapped into the unit cube by one isotropic similarity, recorded as a
+:class:`~fieldforge.data.transforms.Similarity` without rotation (``unit = scale·(world + translation)``),
+so signed distances stay distances and exports map back to the input's coordinates exactly.
 
 Sign convention: signed distance is **negative inside**, occupancy is 1 inside. For meshes, inside is
 decided by open3d's ray-parity test (``compute_occupancy``) with ``sign_rays`` random rays and a majority
@@ -29,6 +29,7 @@ from torch import Tensor
 
 from fieldforge.data.errors import InputError, require_file
 from fieldforge.data.images import srgb_to_linear
+from fieldforge.data.transforms import Similarity
 
 MESH_SUFFIXES = (".obj", ".stl", ".off")
 TEXT_SUFFIXES = (".xyz", ".xyzn", ".xyzrgb", ".pts")
@@ -38,46 +39,6 @@ MIN_POINTS = 8
 
 class NonWatertightWarning(UserWarning):
     """The mesh has boundary or non-manifold edges: inside/outside (the SDF sign) is ambiguous near them."""
-
-
-@dataclass(frozen=True)
-class Normalization:
-    """Isotropic similarity from the input's (world) coordinates to the unit cube.
-
-    ``unit = world·scale + offset`` and ``world = (unit − offset)/scale``; distances scale by ``scale``.
-    """
-
-    scale: float
-    offset: tuple[float, float, float]
-
-    @staticmethod
-    def fit(points: np.ndarray, padding: float) -> "Normalization":
-        """Centre the bounding box of ``points`` at 0.5 and scale its longest side to ``1 − 2·padding``."""
-        lo, hi = points.min(axis=0), points.max(axis=0)
-        extent = float((hi - lo).max())
-        scale = (1.0 - 2.0 * padding) / extent
-        offset = 0.5 - 0.5 * (lo + hi) * scale
-        return Normalization(scale=float(scale), offset=tuple(float(v) for v in offset))  # type: ignore[arg-type]
-
-    def to_unit(self, world: np.ndarray) -> np.ndarray:
-        return np.asarray(world, dtype=np.float64) * self.scale + np.asarray(self.offset)
-
-    def to_world(self, unit: np.ndarray) -> np.ndarray:
-        return (np.asarray(unit, dtype=np.float64) - np.asarray(self.offset)) / self.scale
-
-    def matrix(self) -> np.ndarray:
-        """4×4 homogeneous world → unit matrix."""
-        m = np.eye(4)
-        m[:3, :3] *= self.scale
-        m[:3, 3] = self.offset
-        return m
-
-    def to_dict(self) -> dict:
-        return {"scale": self.scale, "offset": list(self.offset), "world_to_unit": self.matrix().tolist()}
-
-    @staticmethod
-    def from_dict(d: dict) -> "Normalization":
-        return Normalization(scale=float(d["scale"]), offset=tuple(float(v) for v in d["offset"]))  # type: ignore[arg-type]
 
 
 @dataclass(frozen=True)
@@ -92,7 +53,8 @@ class PointCloud:
     """Linear RGB in ``[0,1]``, or ``None``."""
     triangles: Int[Tensor, "m 3"] | None
     """Vertex indices of a triangle mesh (counter-clockwise seen from outside), or ``None`` for a point cloud."""
-    normalization: Normalization
+    normalization: Similarity
+    """Input (world) coordinates → unit cube."""
     path: Path | None = None
     normals_estimated: bool = False
     """Normals were estimated (not read from the file)."""
@@ -108,7 +70,7 @@ class PointCloud:
         return self.points.shape[0]
 
     def world_points(self) -> np.ndarray:
-        return self.normalization.to_world(self.points.double().numpy())
+        return self.normalization.invert(self.points.double().numpy())
 
     def world_diagonal(self) -> float:
         """Bounding-box diagonal in input (world) units."""
@@ -303,8 +265,8 @@ def load_surface(path: str | Path, padding: float = 0.1) -> PointCloud:
             colours = None
         else:
             colours = srgb_to_linear(torch.from_numpy(np.clip(colours, 0.0, 1.0))).numpy()
-    norm = Normalization.fit(vertices, padding)
-    unit = norm.to_unit(vertices)
+    norm = Similarity.fit_unit_cube(vertices, padding)
+    unit = norm.apply(vertices)
     return PointCloud(
         points=torch.from_numpy(unit).float(),
         normals=None if normals is None else torch.from_numpy(normals).float(),
@@ -589,7 +551,6 @@ __all__ = [
     "ImplicitBatch",
     "MeshDistance",
     "NonWatertightWarning",
-    "Normalization",
     "PointCloud",
     "SDFSampler",
     "SDFSamples",

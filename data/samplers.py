@@ -1,14 +1,19 @@
-"""Pixel sampling: random training batches and full-image chunks.
+"""Pixel sampling: random training batches and full-image chunks (one image: ``PixelSampler``; every
+training view of a capture: ``PixelBank``).
 
-The image stays on the CPU (pinned when CUDA is present); only each batch is moved to the device.
-Pixel centres map to the unit square: ``u = (x + 0.5) / W`` (right), ``v = (y + 0.5) / H`` (down).
+The pixels stay on the CPU (pinned when CUDA is present); only each batch is moved to the device.
+Pixel centres map to the unit square: ``u = (x + 0.5) / W`` (right), ``v = (y + 0.5) / H`` (down);
+``PixelBank`` returns them in pixel units (``x + 0.5``, ``y + 0.5``), as the ray generators take them.
 """
 
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 import torch
 from jaxtyping import Float
 from torch import Tensor
+
+from fieldforge.data.captures.capture import Capture
 
 
 def pixel_coords(height: int, width: int, scale: float = 1.0) -> Float[Tensor, "n 2"]:
@@ -58,3 +63,67 @@ class PixelSampler:
 
     def load_state_dict(self, state: dict) -> None:
         self.generator.set_state(state["generator"])
+
+
+@dataclass
+class PixelBank:
+    """All training pixels, flattened (CPU, pinned for CUDA): colours plus the frame of each pixel."""
+
+    colors: Tensor
+    """``(N, c)`` stored values (uint8 or float)."""
+    offsets: Tensor
+    """``(F + 1,)`` start of each frame's pixels."""
+    frames: Tensor
+    """``(F,)`` capture frame index of each bank frame."""
+    widths: Tensor
+    valid: Tensor | None
+    """Indices of usable pixels (masks) or None for all."""
+
+    @staticmethod
+    def build(capture: Capture, indices: list[int], device: torch.device) -> "PixelBank":
+        ims = [capture.images[i] for i in indices]
+        channels = max(im.shape[-1] for im in ims)
+        flat = []
+        for im in ims:
+            if im.shape[-1] < channels:  # an RGB frame among RGBA ones: opaque
+                alpha = torch.full((*im.shape[:2], 1), 255 if im.dtype == torch.uint8 else 1.0, dtype=im.dtype)
+                im = torch.cat([im, alpha], dim=-1)
+            flat.append(im.reshape(-1, channels))
+        dtype = torch.uint8 if all(f.dtype == torch.uint8 for f in flat) else torch.float32
+        colors = torch.cat([f if f.dtype == dtype else (f.float() / 255.0 if f.dtype == torch.uint8 else f) for f in flat])
+        sizes = torch.tensor([im.shape[0] * im.shape[1] for im in ims])
+        offsets = torch.cat([torch.zeros(1, dtype=torch.long), torch.cumsum(sizes, 0)])
+        valid = None
+        if capture.masks is not None:
+            parts = []
+            for k, i in enumerate(indices):
+                m = capture.masks[i]
+                local = torch.arange(int(sizes[k])) if m is None else torch.nonzero(m.reshape(-1)).squeeze(-1)
+                parts.append(local + offsets[k])
+            valid = torch.cat(parts)
+        if device.type == "cuda":
+            colors = colors.pin_memory()
+        widths = torch.tensor([im.shape[1] for im in ims])
+        return PixelBank(colors, offsets, torch.tensor(indices), widths, valid)
+
+    @property
+    def n_pixels(self) -> int:
+        return int(self.valid.shape[0]) if self.valid is not None else int(self.offsets[-1])
+
+    def sample(self, n: int, generator: torch.Generator) -> tuple[Tensor, Tensor, Tensor]:
+        """``(frame index (n,), pixel centres (n, 2), colours (n, c) float)`` of random pixels."""
+        idx = torch.randint(0, self.n_pixels, (n,), generator=generator)
+        if self.valid is not None:
+            idx = self.valid[idx]
+        k = torch.searchsorted(self.offsets, idx, right=True) - 1
+        local = idx - self.offsets[k]
+        w = self.widths[k]
+        y = torch.div(local, w, rounding_mode="floor")
+        x = local - y * w
+        pix = torch.stack([x.float() + 0.5, y.float() + 0.5], dim=-1)
+        c = self.colors[idx]
+        c = c.float() / 255.0 if c.dtype == torch.uint8 else c.float()
+        return self.frames[k], pix, c
+
+
+__all__ = ["PixelBank", "PixelSampler", "pixel_coords"]

@@ -1,4 +1,14 @@
-"""Capabilities the viewer, exporter and distiller test for (never ``isinstance`` on a concrete class)."""
+"""Capabilities the viewer, exporter and distiller test for (never ``isinstance`` on a concrete class).
+
+Every capability is declared by a class, never bound per instance, so a check holds after
+``copy.deepcopy`` and pickling; test the module inside a DDP / ``torch.compile`` wrapper
+(``fieldforge.fields.wrapping.unwrap``). Which classes have which:
+
+- ``SDFField``: ``HasSDF``;
+- ``RadianceField`` and ``NerfModel`` (``fields.radiance_model``): ``HasDensity``, ``Renderable``;
+- every field and ``NerfModel``: ``Queryable``;
+- ``PINs``: ``HasLevels``; ``SAPEEncoding``: ``HasProgressMap``.
+"""
 
 from typing import Protocol, runtime_checkable
 

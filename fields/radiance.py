@@ -1,36 +1,31 @@
-"""The radiance-field head of ``Field`` (``head="radiance"``): density + view-dependent colour.
+"""The radiance-field head of ``RadianceField`` (``head="radiance"``): density + view-dependent colour.
 
 The field's position network outputs ``1 + geo_feat_dim`` values per point: a raw density and a geometry
-feature. Density is ``act(raw)`` (trunc-exp as in instant-ngp, softplus or ReLU as in NeRF), and zero
+feature. Density is ``act(raw)`` (``trunc_exp`` as in instant-ngp, ``softplus`` (β = 1) or ``relu`` as in
+NeRF; the names of the one activation table, ``fieldforge.fields.activations``), and zero
 outside the field's box. Colour is ``sigmoid(color_net([dir_enc(d), geo_feat]))`` with a direction
 encoding of the unit view direction (spherical harmonics or frequency PE), as in instant-ngp and NeRF.
 """
 
 import dataclasses
 from dataclasses import dataclass
-from typing import Literal
 
 import torch
 import torch.nn.functional as F
 from jaxtyping import Float
 from torch import Tensor, nn
 
+from fieldforge.fields.activations import DENSITY_ACTIVATIONS, DensityActivation, activation_fn, check_activation
 from fieldforge.fields.encodings import AnyEncodingConfig
 from fieldforge.fields.encodings.spherical_harmonics import SphericalHarmonicsEncodingConfig
-from fieldforge.fields.networks import AnyNetworkConfig, MLPConfig, trunc_exp
+from fieldforge.fields.networks import AnyNetworkConfig, MLPConfig
 from fieldforge.fields.outputs import FieldOutputs
-
-DensityActivation = Literal["trunc_exp", "softplus", "relu"]
 
 
 def density_activation(name: str, raw: Tensor) -> Tensor:
-    if name == "trunc_exp":
-        return trunc_exp(raw)
-    if name == "softplus":
-        return F.softplus(raw)
-    if name == "relu":
-        return F.relu(raw)
-    raise ValueError(f"unknown density activation {name!r}")
+    """σ = act(raw) for a density activation name (one of ``DENSITY_ACTIVATIONS``, from the one table)."""
+    check_activation(name, DENSITY_ACTIVATIONS, "density activation")
+    return activation_fn(name, raw)
 
 
 @dataclass(frozen=True)
@@ -38,7 +33,7 @@ class RadianceHeadConfig:
     """Density activation and view-dependent colour branch (used when ``head='radiance'``)."""
 
     density_activation: DensityActivation = "trunc_exp"
-    """σ = act(raw): 'trunc_exp' (instant-ngp), 'softplus' or 'relu' (NeRF)."""
+    """σ = act(raw): 'trunc_exp' (instant-ngp), 'softplus' (β=1) or 'relu' (NeRF)."""
     density_bias: float = 0.0
     """Added to the raw density before the activation (negative values start the field emptier)."""
     geo_feat_dim: int = 15
@@ -48,16 +43,17 @@ class RadianceHeadConfig:
     color_network: AnyNetworkConfig = dataclasses.field(default_factory=lambda: MLPConfig(width=64, n_hidden_layers=2))
     """Colour branch: [direction encoding, geometry feature] → rgb logits."""
 
-    def setup(self, max_steps: int = 1) -> "RadianceHead":
-        return RadianceHead(self, max_steps)
+    def setup(self) -> "RadianceHead":
+        return RadianceHead(self)
 
 
 class RadianceHead(nn.Module):
-    def __init__(self, config: RadianceHeadConfig, max_steps: int = 1) -> None:
+    def __init__(self, config: RadianceHeadConfig) -> None:
         super().__init__()
+        check_activation(config.density_activation, DENSITY_ACTIVATIONS, "density activation")
         self.config = config
-        self.direction_encoding = config.direction_encoding.setup(3, max_steps)
-        self.color_network = config.color_network.setup(self.direction_encoding.out_dim + config.geo_feat_dim, 3, 3, max_steps)
+        self.direction_encoding = config.direction_encoding.setup(3)
+        self.color_network = config.color_network.setup(self.direction_encoding.out_dim + config.geo_feat_dim, 3, 3)
 
     @property
     def raw_dim(self) -> int:
@@ -81,9 +77,9 @@ class RadianceHead(nn.Module):
             rgb = torch.sigmoid(self.color_network(torch.cat([enc, features], dim=-1), unit))
         return FieldOutputs(rgb=rgb, density=sigma, density_raw=density_raw, features=features)
 
-    def update(self, step: int, coords: Tensor | None = None, per_sample_loss: Tensor | None = None) -> None:
-        self.direction_encoding.update(step, None, None)
-        self.color_network.update(step, None, None)
+    def update(self, progress: float, coords: Tensor | None = None, per_sample_loss: Tensor | None = None) -> None:
+        self.direction_encoding.update(progress, None, None)
+        self.color_network.update(progress, None, None)
 
     def param_groups(self, lr: float) -> list[dict]:
         groups = self.direction_encoding.param_groups(lr) + self.color_network.param_groups(lr)

@@ -119,7 +119,7 @@ def projection(family: str, image: Path, fresh: FreshConfig, steps: int, batch_s
             trainer.optimizer.zero_grad(set_to_none=True)
             r.loss.backward()
             trainer.optimizer.step()
-            field.update(step + 1, r.coords, r.per_sample_loss.detach() if r.per_sample_loss is not None else None)
+            field.update((step + 1) / probe_steps, r.coords, r.per_sample_loss.detach() if r.per_sample_loss is not None else None)
         if dev.type == "cuda":
             torch.cuda.synchronize()
         step_s = (time.perf_counter() - t0) / probe_steps

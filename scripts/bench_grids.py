@@ -41,7 +41,7 @@ from fieldforge.data.images import load_image  # noqa: E402
 from fieldforge.data.samplers import PixelSampler  # noqa: E402
 from fieldforge.data.synthetic import torus_sdf  # noqa: E402
 from fieldforge.fields.encodings import FourierEncodingConfig, HashGridEncodingConfig  # noqa: E402
-from fieldforge.fields.field import Field, FieldConfig  # noqa: E402
+from fieldforge.fields.field import FieldConfig, make_field  # noqa: E402
 from fieldforge.fields.networks import CAMConfig, MLPConfig, RBFConfig  # noqa: E402
 
 DEFAULT_IMAGES = ROOT.parent / "shared" / "data" / "kodak"
@@ -69,7 +69,7 @@ def image_curve(method: str, path: Path, args: argparse.Namespace) -> dict:
             result.loss.backward()
             trainer.optimizer.step()
             trainer.scheduler.step()
-            field.update(step, result.coords, result.per_sample_loss.detach() if result.per_sample_loss is not None else None)
+            field.update(step / args.steps, result.coords, result.per_sample_loss.detach() if result.per_sample_loss is not None else None)
             wall += time.perf_counter() - w0
             cpu += time.process_time() - c0
             if step % args.eval_every == 0 or step == args.steps:
@@ -104,7 +104,7 @@ def sdf_configs() -> dict[str, tuple[FieldConfig, float]]:
 
 def fit_sdf(name: str, config: FieldConfig, lr: float, steps: int, batch: int, seed: int) -> dict:
     torch.manual_seed(seed)
-    field = Field(config, 3, bbox=torch.tensor([[-1.0] * 3, [1.0] * 3]), max_steps=steps)
+    field = make_field(config, 3, bbox=torch.tensor([[-1.0] * 3, [1.0] * 3]))
     opt = torch.optim.Adam(field.param_groups(lr), lr=lr, betas=(0.9, 0.99), eps=1e-15)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 0.1 ** (s / steps))
     gen = torch.Generator().manual_seed(seed)

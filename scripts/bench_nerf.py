@@ -120,7 +120,7 @@ def run(method: str, scene: str, data: Path, args, console: Console) -> dict:
         opt.step()
         sched.step()
         step += 1
-        model.update(step, r.coords, r.per_sample_loss)
+        model.update(step / cfg.trainer.steps, r.coords, r.per_sample_loss)
         if device.type == "cuda":
             torch.cuda.synchronize()
         train_s += time.perf_counter() - t0

@@ -10,7 +10,8 @@ import pytest
 import torch
 
 from fieldforge.data.captures import CaptureOptions, load_capture, parse_blender
-from fieldforge.data.captures.synthetic import camera_positions, look_at, render_view
+from fieldforge.data.camera_paths import look_at
+from fieldforge.data.captures.synthetic import camera_positions, render_view
 
 
 def write_blender(root: Path, splits=("train", "test"), n=(5, 2), width=18, height=12, fov_x=0.8) -> Path:

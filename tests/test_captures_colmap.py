@@ -8,7 +8,8 @@ import pytest
 import torch
 
 from fieldforge.data.captures import CaptureOptions, CaptureWarning, load_capture
-from fieldforge.data.captures.synthetic import camera_positions, look_at
+from fieldforge.data.camera_paths import look_at
+from fieldforge.data.captures.synthetic import camera_positions
 
 pycolmap = pytest.importorskip("pycolmap", reason="pycolmap writes the reference COLMAP models")
 

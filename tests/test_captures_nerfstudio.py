@@ -48,7 +48,7 @@ def _alpha_agrees_with_rays(capture, index: int) -> float:
     # back to the capture's own frame, where the analytic scene lives
     norm = capture.normalization
     o_src = norm.invert(o)
-    d_src = (d @ norm.rotation.to(d))  # inverse rotation (scale does not change directions)
+    d_src = norm.unrotate(d)  # inverse rotation (scale does not change directions)
     hit, _ = trace(o_src, d_src / d_src.norm(dim=-1, keepdim=True))
     alpha = capture.image_float(index)[..., 3].reshape(-1) > 0.5
     return float((hit == alpha).double().mean())

@@ -1,5 +1,6 @@
 import math
 
+import jaxtyping
 import numpy as np
 import pytest
 import torch
@@ -61,6 +62,12 @@ def test_identity_encoding_centres():
 
 @pytest.mark.parametrize("cfg", [IdentityEncodingConfig(), FrequencyEncodingConfig(), FourierEncodingConfig()])
 def test_encodings_reject_wrong_shapes_via_jaxtyping(cfg):
+    """pyproject's ``--jaxtyping-packages=fieldforge.fields,…`` checks the annotations of every public function
+    in tests: a violation raises ``jaxtyping.TypeCheckError`` naming the function whose parameters are wrong."""
     enc = cfg.setup(2)
-    with pytest.raises(Exception):
+    forward = rf"checking the parameters of fieldforge\.fields\.encodings\.\w+\.{type(enc).__name__}\.forward"
+    with pytest.raises(jaxtyping.TypeCheckError, match=forward):
         enc(torch.rand(4))  # 1-D input violates Float[Tensor, "n d"]
+    with pytest.raises(jaxtyping.TypeCheckError, match=forward):
+        enc(torch.ones(4, 2, dtype=torch.long))  # integer input violates Float[...]
+    assert enc(torch.rand(4, 2)).shape == (4, enc.out_dim)  # the same call with a valid input passes the check

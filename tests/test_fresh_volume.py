@@ -41,7 +41,7 @@ def test_shape_target_is_the_signed_distance_of_the_mesh(sphere_file):
     side = 16
     sdf = shape_target(cloud, "sdf", side).reshape(-1)
     pts = cube_points(side)
-    centre = torch.tensor(cloud.normalization.to_unit(np.zeros((1, 3))), dtype=torch.float32)
+    centre = torch.tensor(cloud.normalization.apply(np.zeros((1, 3))), dtype=torch.float32)
     radius = 0.3 * cloud.normalization.scale
     exact = (pts - centre).norm(dim=-1) - radius
     assert torch.allclose(sdf, exact, atol=0.01 * float(radius) + 2e-3)  # tessellated sphere vs the ideal one

@@ -7,7 +7,7 @@ import torch.nn.functional as F
 
 from fieldforge.fields.encodings import FourierEncodingConfig, HashGridEncodingConfig
 from fieldforge.fields.encodings.grids import plane_pairs, sample_grid, sample_grid_reference, sample_planes
-from fieldforge.fields.field import Field, FieldConfig
+from fieldforge.fields.field import FieldConfig, make_field
 from fieldforge.fields.networks import CAMConfig, MLPConfig
 
 SMALL_MLP = MLPConfig(width=16, n_hidden_layers=3)
@@ -117,7 +117,7 @@ def test_grid_axes_subset_and_param_groups():
 @pytest.mark.parametrize("encoding", [FourierEncodingConfig(n_features=8), HashGridEncodingConfig(n_levels=2, log2_table_size=8)])
 def test_cam_composes_with_any_encoding_in_a_field(encoding):
     cfg = FieldConfig(encoding=encoding, network=CAMConfig(mlp=SMALL_MLP, grid_resolution=(4,)), head="sdf")
-    field = Field(cfg, in_dim=3, bbox=torch.tensor([[-1.0] * 3, [1.0] * 3]))
+    field = make_field(cfg, in_dim=3, bbox=torch.tensor([[-1.0] * 3, [1.0] * 3]))
     pts = torch.rand(9, 3) * 2 - 1
     unit = (pts + 1) / 2
     torch.testing.assert_close(field(pts).sdf, field.network(field.encoding(unit), unit)[:, 0])

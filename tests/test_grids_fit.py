@@ -5,12 +5,12 @@ import pytest
 import torch
 
 from fieldforge.app.cli import main
-from fieldforge.app.config import IMAGE_METHODS
+from fieldforge.app.tasks.image import METHODS as IMAGE_METHODS
 from fieldforge.app.runs import RunDir
 from fieldforge.data.images import encode_image, srgb_to_linear
 from fieldforge.data.synthetic import sphere_sdf, test_image as make_test_image, torus_sdf
 from fieldforge.fields.encodings import FourierEncodingConfig, HashGridEncodingConfig
-from fieldforge.fields.field import Field, FieldConfig
+from fieldforge.fields.field import FieldConfig, make_field
 from fieldforge.fields.networks import CAMConfig, MLPConfig, RBFConfig
 
 GRID = HashGridEncodingConfig(n_levels=6, log2_table_size=12, base_resolution=4, max_resolution=48)
@@ -38,7 +38,7 @@ def test_representation_fits_torus_sdf(name):
     edge), < 0.015 within 0.05 of the surface. An untrained field's error is ~0.3."""
     config, lr = SDF_FIELDS[name]
     torch.manual_seed(0)
-    field = Field(config, 3, bbox=torch.tensor([[-1.0] * 3, [1.0] * 3]), max_steps=150)
+    field = make_field(config, 3, bbox=torch.tensor([[-1.0] * 3, [1.0] * 3]))
     opt = torch.optim.Adam(field.param_groups(lr), lr=lr, betas=(0.9, 0.99), eps=1e-15)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 0.1 ** (s / 150))
     gen = torch.Generator().manual_seed(0)

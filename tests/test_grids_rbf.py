@@ -6,7 +6,7 @@ import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from fieldforge.fields.encodings import HashGridEncodingConfig
-from fieldforge.fields.field import Field, FieldConfig
+from fieldforge.fields.field import FieldConfig, make_field
 from fieldforge.fields.networks import RBFConfig
 from fieldforge.fields.networks.rbf import gaussian_rbf
 
@@ -36,7 +36,7 @@ def test_rbf_field_output_equals_direct_gaussian_sum(d):
     torch.manual_seed(d)
     enc = HashGridEncodingConfig(n_levels=3, features_per_level=2, log2_table_size=8, base_resolution=2, max_resolution=8,
                                  init_scale=0.5)
-    field = Field(FieldConfig(encoding=enc, network=RBFConfig(n_kernels=7, center_init=0.5), head="value"), in_dim=d, out_dim=3)
+    field = make_field(FieldConfig(encoding=enc, network=RBFConfig(n_kernels=7, center_init=0.5), head="value"), in_dim=d, out_dim=3)
     field = field.double()
     with torch.no_grad():
         field.network.log_precisions.normal_(0.0, 0.3)

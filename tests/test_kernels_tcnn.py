@@ -45,7 +45,7 @@ def test_config_fit_rules():
     assert tcnn_mlp_unsupported(5, 3, 64, 2, "relu", "none", False, ()) is None
     assert "bias" in tcnn_mlp_unsupported(5, 3, 64, 2, "relu", "none", True, ())
     assert "width" in tcnn_mlp_unsupported(5, 3, 256, 2, "relu", "none", False, ())
-    assert "softplus" in tcnn_mlp_unsupported(5, 3, 64, 2, "relu", "softplus", False, ())
+    assert "softplus_beta100" in tcnn_mlp_unsupported(5, 3, 64, 2, "relu", "softplus_beta100", False, ())
     assert "skip" in tcnn_mlp_unsupported(5, 3, 64, 2, "relu", "none", False, (1,))
 
 

@@ -12,13 +12,13 @@ from fieldforge.data.errors import InputError
 from fieldforge.data.images import srgb_to_linear
 from fieldforge.data.pointclouds import (
     NonWatertightWarning,
-    Normalization,
     estimate_normals,
     is_closed_manifold,
     load_surface,
     sample_surface,
     with_normals,
 )
+from fieldforge.data.transforms import Similarity
 
 
 CENTRE = np.array([3.0, -2.0, 7.5])
@@ -57,13 +57,15 @@ def test_meshes_read_normalized_and_map_back_exactly(tmp_path, suffix):
 
 def test_normalization_round_trip_and_matrix():
     pts = np.random.default_rng(0).normal(size=(100, 3)) * [5, 1, 2] + [10, -3, 0.5]
-    n = Normalization.fit(pts, padding=0.05)
-    unit = n.to_unit(pts)
-    assert np.allclose(n.to_world(unit), pts, atol=1e-12)
+    n = Similarity.fit_unit_cube(pts, padding=0.05)
+    unit = n.apply(pts)
+    assert np.allclose(n.invert(unit), pts, atol=1e-12)
     assert unit.min() >= 0.05 - 1e-12 and unit.max() <= 0.95 + 1e-12
+    lo, hi = unit.min(axis=0), unit.max(axis=0)
+    assert np.allclose((lo + hi) / 2, 0.5, atol=1e-12) and float((hi - lo).max()) == pytest.approx(0.9, abs=1e-12)
     homog = np.c_[pts, np.ones(len(pts))] @ n.matrix().T
     assert np.allclose(homog[:, :3], unit)
-    assert Normalization.from_dict(n.to_dict()) == n
+    assert Similarity.from_dict(n.to_dict()) == n
 
 
 @pytest.mark.parametrize("suffix", ["ply", "pcd", "xyz", "xyzn", "xyzrgb", "pts"])

@@ -1,5 +1,6 @@
 """SAPE: the on-the-fly mask equals the dense blur-then-interpolate reference, frozen cells never advance,
-memory is bounded in 3D, and a run resumes bit for bit with its SAPE state."""
+memory is bounded in 3D, block updates follow the training progress (a resumed run with more steps follows
+the longer schedule), and a run resumes bit for bit with its SAPE state."""
 
 import itertools
 import shutil
@@ -44,7 +45,7 @@ def dense_reference_mask(blocks: torch.Tensor, n_blocks: int, k: int, x: torch.T
 @pytest.mark.parametrize("dim,res,k", [(2, 9, 3), (2, 12, 5), (3, 6, 3), (1, 7, 3)])
 def test_mask_equals_dense_blur_then_interpolate(dim, res, k):
     m = 10
-    enc = SAPEConfig(n_features=m, grid_resolution=res, blur=k).setup(dim, max_steps=100)
+    enc = SAPEConfig(n_features=m, grid_resolution=res, blur=k).setup(dim)
     gen = torch.Generator().manual_seed(dim * 100 + res)
     enc.blocks.copy_(torch.randint(0, m + 1, enc.blocks.shape, generator=gen, dtype=torch.int32))
     x = torch.rand(300, dim, generator=gen)
@@ -54,7 +55,7 @@ def test_mask_equals_dense_blur_then_interpolate(dim, res, k):
 
 
 def test_features_are_the_fourier_features_times_the_mask():
-    enc = SAPEConfig(sigma=4.0, n_features=6, grid_resolution=4, num_blocks=3, seed=2).setup(2, max_steps=60)
+    enc = SAPEConfig(sigma=4.0, n_features=6, grid_resolution=4, num_blocks=3, seed=2).setup(2)
     plain = FourierEncodingConfig(sigma=4.0, n_features=6, seed=2, include_input=True).setup(2)
     x = torch.rand(20, 2)
     out = enc(x)
@@ -68,10 +69,11 @@ def test_features_are_the_fourier_features_times_the_mask():
 
 
 def test_loss_splat_uses_the_interpolation_weights():
-    enc = SAPEConfig(n_features=4, grid_resolution=5, block_iterations=1000).setup(2, max_steps=10)
+    enc = SAPEConfig(n_features=4, grid_resolution=5, block_spacing=100.0).setup(2)
     x = torch.rand(64, 2, generator=torch.Generator().manual_seed(0))
     loss = torch.rand(64, generator=torch.Generator().manual_seed(1))
-    enc.update(1, x, loss)
+    enc.update(0.1, x, loss)
+    assert int(enc.blocks.max()) == 0  # no period closed yet: the splats stay in the buffers
     idx, w = enc.corner_weights(x)
     torch.testing.assert_close(w.sum(1), torch.ones(64))
     expected_l, expected_w = torch.zeros(25, dtype=torch.float64), torch.zeros(25, dtype=torch.float64)
@@ -89,20 +91,20 @@ def test_loss_splat_uses_the_interpolation_weights():
 
 
 def test_a_cell_below_epsilon_never_advances():
-    res, eps = 12, 1e-3
-    enc = SAPEConfig(n_features=20, grid_resolution=res, epsilon=eps, block_iterations=2, blur=3).setup(2, max_steps=1000)
+    res, eps, T = 12, 1e-3, 16
+    enc = SAPEConfig(n_features=20, grid_resolution=res, epsilon=eps, block_spacing=2 / T, blur=3).setup(2)
     u = (torch.arange(res) + 0.5) / res
     grid = torch.stack(torch.meshgrid(u, u, indexing="ij"), -1).reshape(-1, 2)  # every cell centre once
     left = grid[:, 0] < 0.5
     # Block 1: the left half is already fitted (loss ≪ ε), the right half is not.
     for step in (1, 2):
-        enc.update(step, grid, torch.where(left, torch.full_like(u[:1], 1e-5), torch.ones(1)).expand(grid.shape[0]).clone())
+        enc.update(step / T, grid, torch.where(left, torch.full_like(u[:1], 1e-5), torch.ones(1)).expand(grid.shape[0]).clone())
     frozen = enc.blocks.clone()
     far_left = (torch.arange(res) < res // 2 - 1)[:, None].expand(res, res)  # outside the blur's reach of the boundary
     assert torch.all(frozen[far_left] == 0) and torch.all(frozen[res // 2 + 1 :] == 1)
     # Afterwards the loss is high everywhere: frozen cells must stay frozen, the others keep advancing.
     for step in range(3, 15):
-        enc.update(step, grid, torch.ones(grid.shape[0]))
+        enc.update(step / T, grid, torch.ones(grid.shape[0]))
     assert torch.all(enc.blocks[far_left] == 0)
     assert torch.all(enc.blocks[res // 2 + 1 :] == 7)  # one block per 2 steps: steps 2, 4, ..., 14
     assert torch.all(~enc.in_progress[far_left])
@@ -120,19 +122,62 @@ def test_unvisited_cells_are_filled_from_their_visited_neighbours():
 
 
 def test_sparse_evidence_freezes_only_where_the_loss_is_low_and_progress_stops():
-    enc = SAPEConfig(n_features=3, grid_resolution=8, block_iterations=1, epsilon=0.5, blur=3).setup(2, max_steps=6)
+    T = 6
+    enc = SAPEConfig(n_features=3, grid_resolution=8, block_spacing=1 / T, epsilon=0.5, blur=3).setup(2)
     samples = torch.tensor([[0.0625, 0.0625], [0.9375, 0.9375]])  # centres of cells (0, 0) and (7, 7)
-    enc.update(1, samples, torch.tensor([10.0, 0.01]))
+    enc.update(1 / T, samples, torch.tensor([10.0, 0.01]))
     assert int(enc.blocks[0, 0]) == 1 and int(enc.blocks[1, 2]) == 1  # unvisited, nearest evidence is high
     assert int(enc.blocks[7, 7]) == 0 and int(enc.blocks[6, 5]) == 0  # unvisited, nearest evidence is low
     for step in range(2, 10):
-        enc.update(step)  # no evidence at all: nothing freezes, cells in progress keep advancing
+        enc.update(step / T)  # no evidence at all: nothing freezes, cells in progress keep advancing
     assert int(enc.blocks[0, 0]) == 3 and int(enc.blocks[7, 7]) == 0  # capped at num_blocks; frozen stays 0
 
 
+def test_block_updates_follow_the_progress_for_any_run_length():
+    """Default spacing 1/(2·num_blocks): every block can open by mid-training, in a long run one block per
+    period, in a run shorter than 2·num_blocks steps several per update; nothing changes after the end."""
+    for T, per_update in ((64, None), (4, 2)):
+        enc = SAPEConfig(n_features=4, grid_resolution=4).setup(2)  # 4 blocks, spacing 1/8
+        opened = []
+        for step in range(1, T + 1):
+            before = int(enc.blocks.max())
+            enc.update(step / T)  # no evidence: nothing freezes
+            if int(enc.blocks.max()) > before:
+                opened.append((step, int(enc.blocks.max()) - before))
+        if per_update is None:
+            assert opened == [(8 * k, 1) for k in range(1, 5)]  # progress 1/8, 2/8, 3/8, 4/8 of 64 steps
+        else:
+            assert opened == [(1, per_update), (2, per_update)]  # 4 steps: 2 periods per update, done at mid-training
+        assert int(enc.blocks.min()) == 4
+
+
+def test_resumed_with_a_longer_total_updates_follow_the_longer_schedule():
+    """500 steps of a 500-step schedule, then continued to 1000 steps: block periods close where the
+    1000-step run's progress crosses the next multiple of the spacing (steps 750 and 1000), not at the
+    500-step run's next one (step 625 of the longer run)."""
+    cfg = SAPEConfig(n_features=8, grid_resolution=4, num_blocks=8, block_spacing=0.25)
+
+    def run(enc, steps, total):
+        opened = []
+        for step in steps:
+            before = int(enc.blocks.max())
+            enc.update(step / total)
+            if int(enc.blocks.max()) > before:
+                opened.append(step)
+        return opened
+
+    short, fresh = cfg.setup(2), cfg.setup(2)
+    assert run(short, range(1, 501), 500) == [125, 250, 375, 500]
+    resumed = cfg.setup(2)
+    resumed.load_state_dict(short.state_dict(), strict=True)  # the checkpoint of step 500
+    assert run(resumed, range(501, 1001), 1000) == [750, 1000]
+    assert run(fresh, range(1, 1001), 1000) == [250, 500, 750, 1000]  # the same steps from 500 on
+    assert int(resumed.blocks.max()) == 6 and float(resumed.progress) == 1.0
+
+
 def test_3d_memory_is_bounded_by_the_cell_count():
-    enc = SAPEConfig(n_features=256).setup(3, max_steps=1000)
-    assert enc.res == 64
+    enc = SAPEConfig(n_features=256).setup(3)
+    assert enc.res == 64 and enc.n_blocks == 256 and enc.schedule_end == 0.5  # defaults: independent of the run length
     state_bytes = sum(t.numel() * t.element_size() for t in enc.state_dict().values())
     assert state_bytes < 4_000_000  # a dense 64³ × 512 float mask would be 537 MB
     enc.blocks.copy_(torch.randint(0, 257, enc.blocks.shape, dtype=torch.int32))
@@ -143,12 +188,13 @@ def test_3d_memory_is_bounded_by_the_cell_count():
 
 
 def test_state_dict_round_trip_restores_training_state():
-    a = SAPEConfig(n_features=8, grid_resolution=6, block_iterations=3).setup(2, max_steps=100)
+    a = SAPEConfig(n_features=8, grid_resolution=6, block_spacing=0.03).setup(2)
     for step in range(1, 8):
-        a.update(step, torch.rand(40, 2), torch.rand(40))
-    b = SAPEConfig(n_features=8, grid_resolution=6, block_iterations=3).setup(2, max_steps=100)
+        a.update(step / 100, torch.rand(40, 2), torch.rand(40))
+    b = SAPEConfig(n_features=8, grid_resolution=6, block_spacing=0.03).setup(2)
     b.load_state_dict(a.state_dict(), strict=True)
-    for name in ("blocks", "in_progress", "loss_sum", "weight_sum"):
+    assert int(a.blocks.max()) == 2  # steps 3 and 6
+    for name in ("blocks", "in_progress", "loss_sum", "weight_sum", "progress"):
         assert torch.equal(getattr(a, name), getattr(b, name)), name
     x = torch.rand(10, 2)
     assert torch.equal(a(x), b(x))
@@ -158,7 +204,7 @@ def test_cli_train_sape_resumes_bit_exact_and_exports_the_mask_map(tmp_path, cap
     img = tmp_path / "img.png"
     img.write_bytes(encode_image(srgb_to_linear(make_test_image(16, 20, texture_cycles=4.0)), "png"))
     common = ["train", "image", "--data", str(img), "--method", "sape", "--steps", "16", "--batch-size", "256",
-              "--field.encoding.n-features", "16", "--field.encoding.num-blocks", "16", "--field.encoding.grid-resolution", "8", "--field.encoding.block-iterations", "3",
+              "--field.encoding.n-features", "16", "--field.encoding.num-blocks", "16", "--field.encoding.grid-resolution", "8", "--field.encoding.block-spacing", "0.1875",
               "--field.encoding.epsilon", "0.02", "--field.network.width", "16", "--field.network.n-hidden-layers", "1",
               "--eval-every", "0", "--checkpoint-every", "8", "--keep-checkpoints", "5", "--output-dir", str(tmp_path), "--progress", "False"]
     assert main([*common, "--name", "ref"]) == 0
@@ -171,7 +217,7 @@ def test_cli_train_sape_resumes_bit_exact_and_exports_the_mask_map(tmp_path, cap
     a = load_file(str(tmp_path / "ref" / "checkpoints" / "step-000016.safetensors"))
     b = load_file(str(tmp_path / "cut" / "checkpoints" / "step-000016.safetensors"))
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
-    assert int(a["encoding.blocks"].max()) == 5  # the schedule did advance (steps 3, 6, 9, 12, 15)
+    assert int(a["encoding.blocks"].max()) == 5  # the schedule did advance (progress 3/16 apart: steps 3, 6, 9, 12, 15)
     assert float(a["encoding.weight_sum"].sum()) > 0  # step 16 left a partial period in the buffers
 
     capsys.readouterr()

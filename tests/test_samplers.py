@@ -40,3 +40,36 @@ def test_synthetic_images_have_known_spectra():
     # the fine texture puts energy at 32 cycles/image in x, none in the smooth part of the spectrum around it
     row_spec = torch.fft.rfft(img[100, 80:, 0] - img[100, 80:, 0].mean()).abs()  # textured quadrant (48 px)
     assert int(row_spec[4:].argmax()) + 4 == round(32 * 48 / 128)
+
+
+def test_pixel_bank_samples_return_the_pixel_and_frame_at_their_coordinates(tmp_path):
+    """``PixelBank`` (every training pixel of a capture): each sample's colour is its frame's pixel at the
+    returned pixel centre; masked-out pixels are never drawn; the stream depends only on the generator."""
+    from dataclasses import replace
+
+    from fieldforge.data.captures import CaptureOptions, load_capture
+    from fieldforge.data.samplers import PixelBank
+    from tests.test_captures_nerfstudio import write_capture
+
+    capture = load_capture(write_capture(tmp_path, n_views=4, width=10, height=7), CaptureOptions())
+    train = capture.split["train"]
+    bank = PixelBank.build(capture, train, torch.device("cpu"))
+    assert bank.n_pixels == sum(capture.images[i].shape[0] * capture.images[i].shape[1] for i in train)
+    frames, pix, colors = bank.sample(300, torch.Generator().manual_seed(0))
+    assert set(frames.tolist()) <= set(train) and pix.shape == (300, 2)
+    for f, (x, y), c in zip(frames.tolist(), (pix - 0.5).long().tolist(), colors):
+        stored = capture.images[f][y, x]
+        expected = stored.float() / 255.0 if stored.dtype == torch.uint8 else stored.float()
+        torch.testing.assert_close(c, expected)
+    again = bank.sample(300, torch.Generator().manual_seed(0))
+    assert all(torch.equal(a, b) for a, b in zip(again, (frames, pix, colors)))
+    # Masks: only the left column of every frame is usable.
+    masks = []
+    for im in capture.images:
+        m = torch.zeros(im.shape[:2], dtype=torch.bool)
+        m[:, 0] = True
+        masks.append(m)
+    masked = PixelBank.build(replace(capture, masks=masks), train, torch.device("cpu"))
+    assert masked.n_pixels == sum(capture.images[i].shape[0] for i in train)
+    _, pix, _ = masked.sample(200, torch.Generator().manual_seed(1))
+    assert bool((pix[:, 0] == 0.5).all())

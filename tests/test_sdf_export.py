@@ -12,7 +12,7 @@ import torch
 from safetensors.torch import load_file
 
 from fieldforge.app.cli import main
-from fieldforge.app.export_mesh import GridNpzWriter, encode_glb, encode_obj, encode_ply
+from fieldforge.app.export_mesh import GridNpzWriter, encode_mesh
 from fieldforge.fields.meshing import MeshData
 
 
@@ -115,7 +115,7 @@ def _mesh() -> MeshData:
 def test_ply_and_obj_encoders_read_back_with_open3d(tmp_path, fmt):
     mesh = _mesh()
     path = tmp_path / f"m.{fmt}"
-    path.write_bytes((encode_ply if fmt == "ply" else encode_obj)(mesh))
+    path.write_bytes(encode_mesh(mesh, fmt))
     back = o3d.io.read_triangle_mesh(str(path))
     bv, bt, bc = np.asarray(back.vertices), np.asarray(back.triangles), np.asarray(back.vertex_colors)
     # open3d's OBJ reader renumbers vertices: compare each triangle's corner positions and colours
@@ -126,7 +126,7 @@ def test_ply_and_obj_encoders_read_back_with_open3d(tmp_path, fmt):
 
 def test_glb_encoder_is_valid_gltf(tmp_path):
     mesh = _mesh()
-    blob = encode_glb(mesh)
+    blob = encode_mesh(mesh, "glb")
     magic, version, length = struct.unpack("<III", blob[:12])
     assert magic == 0x46546C67 and version == 2 and length == len(blob)
     jlen, jtype = struct.unpack("<II", blob[12:20])

@@ -3,7 +3,7 @@
 from pathlib import Path
 
 from fieldforge.data.captures.blender import parse_blender
-from fieldforge.data.captures.capture import Cameras, Capture, CaptureOptions, CaptureWarning, Normalization
+from fieldforge.data.captures.capture import Cameras, Capture, CaptureOptions, CaptureWarning
 from fieldforge.data.captures.colmap import parse_colmap
 from fieldforge.data.captures.llff import parse_llff
 from fieldforge.data.captures.nerfstudio import parse_nerfstudio
@@ -57,7 +57,6 @@ __all__ = [
     "CaptureOptions",
     "CaptureWarning",
     "FORMATS",
-    "Normalization",
     "detect_format",
     "load_capture",
     "parse_blender",

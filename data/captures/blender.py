@@ -11,9 +11,10 @@ from pathlib import Path
 
 import numpy as np
 
-from fieldforge.data.captures.capture import Capture, CaptureOptions, FrameSpec, Normalization, finalize
+from fieldforge.data.captures.capture import Capture, CaptureOptions, FrameSpec, finalize
 from fieldforge.data.captures.nerfstudio import _num, read_json, resolve_image
 from fieldforge.data.errors import InputError
+from fieldforge.data.transforms import Similarity
 
 BLENDER_HALF_EXTENT = 1.5
 
@@ -59,4 +60,4 @@ def parse_blender(path: str | Path, options: CaptureOptions = CaptureOptions()) 
         raise InputError(train, "capture has zero frames")
     use_split = None if present == ["train"] else split
     # Intrinsics derive from each image's own size and the shared field of view: per-frame by construction.
-    return finalize("blender", train, frames, options, Normalization(), BLENDER_HALF_EXTENT, use_split, True)
+    return finalize("blender", train, frames, options, Similarity(), BLENDER_HALF_EXTENT, use_split, True)

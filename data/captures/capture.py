@@ -6,7 +6,7 @@ Conventions (every parser produces exactly these):
   loaded (possibly downscaled) images, pixel centres at ``+0.5``; distortion is ``(k1, k2, k3, k4,
   p1, p2)`` (see ``fields.rendering.rays``).
 - The normalization is the similarity ``p_norm = scale · (R p + t)`` from the capture's own world frame;
-  it is recorded (:class:`Normalization`) so exports map back exactly.
+  it is recorded (a :class:`~fieldforge.data.transforms.Similarity`) so exports map back exactly.
 - Images stay on the CPU as the values the files store (8-bit sRGB-encoded for PNG/JPEG, as ``uint8``
   where that is exact; ``float32`` otherwise), because that is what NeRF methods fit and score
   (``transfer`` says how to decode to linear light). RGBA images keep alpha; ``background`` is the colour
@@ -26,6 +26,7 @@ from torch import Tensor
 
 from fieldforge.data.errors import InputError
 from fieldforge.data.images import _image_size, load_image
+from fieldforge.data.transforms import Similarity, rotation_between
 
 Split = Literal["train", "val", "test"]
 
@@ -56,43 +57,6 @@ class CaptureOptions:
     """Scale so the cameras lie in [-1, 1]^3 (nerfstudio/COLMAP)."""
     ndc: bool = True
     """LLFF only: render forward-facing scenes in normalized device coordinates."""
-
-
-@dataclass
-class Normalization:
-    """``p_norm = scale · (rotation @ p + translation)`` (float64)."""
-
-    rotation: Tensor = field(default_factory=lambda: torch.eye(3, dtype=torch.float64))
-    translation: Tensor = field(default_factory=lambda: torch.zeros(3, dtype=torch.float64))
-    scale: float = 1.0
-
-    def apply(self, points: Float[Tensor, "n 3"]) -> Float[Tensor, "n 3"]:
-        p = points.double()
-        return (self.scale * (p @ self.rotation.T + self.translation)).to(points.dtype)
-
-    def invert(self, points: Float[Tensor, "n 3"]) -> Float[Tensor, "n 3"]:
-        """Normalized frame → the capture's own world frame."""
-        p = points.double()
-        return ((p / self.scale - self.translation) @ self.rotation).to(points.dtype)
-
-    def apply_poses(self, c2w: Float[Tensor, "n 4 4"]) -> Float[Tensor, "n 4 4"]:
-        out = c2w.double().clone()
-        out[:, :3, :3] = self.rotation @ out[:, :3, :3]
-        out[:, :3, 3] = self.scale * (out[:, :3, 3] @ self.rotation.T + self.translation)
-        return out.to(c2w.dtype)
-
-    def then(self, other: "Normalization") -> "Normalization":
-        """This normalization followed by ``other``."""
-        rot = other.rotation @ self.rotation
-        trans = other.rotation @ self.translation + other.translation / self.scale
-        return Normalization(rot, trans, self.scale * other.scale)
-
-    def to_dict(self) -> dict:
-        return {"rotation": self.rotation.tolist(), "translation": self.translation.tolist(), "scale": self.scale}
-
-    @staticmethod
-    def from_dict(d: dict) -> "Normalization":
-        return Normalization(torch.tensor(d["rotation"], dtype=torch.float64), torch.tensor(d["translation"], dtype=torch.float64), float(d["scale"]))
 
 
 @dataclass
@@ -148,7 +112,8 @@ class Capture:
     cameras: Cameras
     scene_box: Tensor
     """``(2, 3)`` axis-aligned region of interest in the normalized frame."""
-    normalization: Normalization
+    normalization: Similarity
+    """The capture's own world frame → the normalized frame of ``cameras``, ``scene_box`` and ``points``."""
     split: dict[str, list[int]]
     """Frame indices of 'train', 'val' and 'test'."""
     background: Tensor
@@ -256,19 +221,7 @@ def focus_point(c2w: np.ndarray) -> np.ndarray | None:
     return np.linalg.solve(a, b)
 
 
-def rotation_between(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Rotation mapping unit vector ``a`` onto unit vector ``b`` (Rodrigues)."""
-    a, b = a / np.linalg.norm(a), b / np.linalg.norm(b)
-    v, c = np.cross(a, b), float(np.dot(a, b))
-    if c < -1 + 1e-9:  # opposite: rotate π about any axis orthogonal to a
-        axis = np.cross(a, [1.0, 0, 0]) if abs(a[0]) < 0.9 else np.cross(a, [0, 1.0, 0])
-        axis /= np.linalg.norm(axis)
-        return 2 * np.outer(axis, axis) - np.eye(3)
-    k = np.array([[0, -v[2], v[1]], [v[2], 0, -v[0]], [-v[1], v[0], 0]])
-    return np.eye(3) + k + k @ k / (1 + c)
-
-
-def auto_normalization(c2w: np.ndarray, options: CaptureOptions) -> Normalization:
+def auto_normalization(c2w: np.ndarray, options: CaptureOptions) -> Similarity:
     """nerfstudio-style orientation (mean up → +z), recentring and scaling into ``[-1, 1]^3``."""
     rot = np.eye(3)
     if options.orient == "up":
@@ -289,7 +242,7 @@ def auto_normalization(c2w: np.ndarray, options: CaptureOptions) -> Normalizatio
     if options.auto_scale:
         extent = float(np.abs(rotated[:, :3, 3] + trans).max())
         scale = 1.0 / extent if extent > 1e-9 else 1.0
-    return Normalization(torch.from_numpy(rot), torch.from_numpy(trans), scale)
+    return Similarity(rot, trans, scale)
 
 
 def split_indices(n: int, holdout_every: int) -> dict[str, list[int]]:
@@ -400,7 +353,7 @@ def load_frames(
     return images, paths, kept, masks, factor, skipped, transfer
 
 
-def build_cameras(kept: list[FrameSpec], images: list[Tensor], factor: int, norm: Normalization) -> Cameras:
+def build_cameras(kept: list[FrameSpec], images: list[Tensor], factor: int, norm: Similarity) -> Cameras:
     """Cameras at the loaded resolution, poses in the normalized frame."""
     c2w = torch.from_numpy(np.stack([f.camera_to_world for f in kept]))
     # box_downscale crops the remainder, which keeps the pixel grid origin: intrinsics just divide
@@ -429,7 +382,7 @@ def finalize(
     source: Path,
     frames: list[FrameSpec],
     options: CaptureOptions,
-    normalization: Normalization | Literal["auto"],
+    normalization: Similarity | Literal["auto"],
     box_half_extent: float | np.ndarray,
     split: dict[str, list[str]] | None,
     per_frame_intrinsics: bool,
@@ -508,7 +461,6 @@ __all__ = [
     "CaptureWarning",
     "Cameras",
     "FrameSpec",
-    "Normalization",
     "auto_normalization",
     "check_pose",
     "finalize",

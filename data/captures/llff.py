@@ -11,30 +11,14 @@ the average pose (its axes become the world axes: cameras look down −z). With 
 from pathlib import Path
 
 import numpy as np
-import torch
 
-from fieldforge.data.captures.capture import Capture, CaptureOptions, FrameSpec, Normalization, finalize
+from fieldforge.data.camera_paths import average_pose
+from fieldforge.data.captures.capture import Capture, CaptureOptions, FrameSpec, finalize
 from fieldforge.data.errors import InputError
 from fieldforge.data.images import IMAGE_SUFFIXES
+from fieldforge.data.transforms import Similarity
 
 BD_FACTOR = 0.75
-
-
-def _normalize(v: np.ndarray) -> np.ndarray:
-    return v / np.linalg.norm(v)
-
-
-def average_pose(c2w: np.ndarray) -> np.ndarray:
-    """LLFF's ``poses_avg``: mean centre, mean viewing axis, mean up (OpenGL axes)."""
-    centre = c2w[:, :3, 3].mean(0)
-    z = _normalize(c2w[:, :3, 2].sum(0))
-    up = c2w[:, :3, 1].sum(0)
-    x = _normalize(np.cross(up, z))
-    y = np.cross(z, x)
-    m = np.eye(4)
-    m[:3, :3] = np.stack([x, y, z], 1)
-    m[:3, 3] = centre
-    return m
 
 
 def parse_llff(path: str | Path, options: CaptureOptions = CaptureOptions()) -> Capture:
@@ -95,11 +79,11 @@ def parse_llff(path: str | Path, options: CaptureOptions = CaptureOptions()) -> 
     avg = average_pose(scaled)
     inv = np.linalg.inv(avg)
     # p_norm = inv(avg) @ (scale · p) = scale · (R p + t) with R = inv[:3,:3], t = inv[:3,3] / scale
-    norm = Normalization(torch.from_numpy(inv[:3, :3].copy()), torch.from_numpy(inv[:3, 3] / scale), float(scale))
+    norm = Similarity(inv[:3, :3], inv[:3, 3] / scale, float(scale))
     far = float(bounds.max() * scale)
     if options.ndc:
         half = 1.0  # NDC space
     else:
-        centres = norm.apply(torch.from_numpy(c2w[:, :3, 3])).numpy()
+        centres = norm.apply(c2w[:, :3, 3])
         half = float(max(np.abs(centres).max(), 1.0) + far)
     return finalize("llff", pb, frames, options, norm, half, None, False, ndc=options.ndc)

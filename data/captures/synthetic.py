@@ -13,11 +13,12 @@ import json
 import math
 from dataclasses import dataclass
 
-import numpy as np
 import torch
 from jaxtyping import Float
 from torch import Tensor
 
+from fieldforge.data.camera_paths import look_at
+from fieldforge.data.formats import encode_ply, encode_png
 
 LIGHT = (0.45, 0.35, 0.82)
 
@@ -145,20 +146,6 @@ def shade(points: Tensor, directions: Tensor, which: Tensor) -> Tensor:
 # --- cameras -------------------------------------------------------------------------------------
 
 
-def look_at(position: Tensor, target: Tensor | None = None, up: Tensor | None = None) -> Float[Tensor, "4 4"]:
-    """OpenGL camera-to-world looking from ``position`` at ``target`` (default: origin), +z up."""
-    target = torch.zeros(3, dtype=position.dtype) if target is None else target
-    up = position.new_tensor([0.0, 0.0, 1.0]) if up is None else up
-    z = position - target
-    z = z / z.norm()
-    x = torch.linalg.cross(up, z)
-    x = x / x.norm()
-    y = torch.linalg.cross(z, x)
-    m = torch.eye(4, dtype=position.dtype)
-    m[:3, 0], m[:3, 1], m[:3, 2], m[:3, 3] = x, y, z, position
-    return m
-
-
 def camera_positions(n: int, distance: float) -> Float[Tensor, "n 3"]:
     """Fibonacci spiral over elevations −15°…75°, azimuths by the golden angle."""
     k = torch.arange(n, dtype=torch.float64) + 0.5
@@ -210,14 +197,6 @@ def surface_points(n: int, seed: int = 0) -> tuple[Tensor, Tensor]:
     return p, scene_albedo(p, which)
 
 
-def _ply_ascii(points: Tensor, colours: Tensor) -> bytes:
-    lines = ["ply", "format ascii 1.0", f"element vertex {points.shape[0]}", "property float x", "property float y",
-             "property float z", "property uchar red", "property uchar green", "property uchar blue", "end_header"]
-    c8 = (colours.clamp(0, 1) * 255).round().to(torch.uint8)
-    lines += [f"{x:.7g} {y:.7g} {z:.7g} {r} {g} {b}" for (x, y, z), (r, g, b) in zip(points.tolist(), c8.tolist())]
-    return ("\n".join(lines) + "\n").encode()
-
-
 def synthetic_capture_files(config: SyntheticCaptureConfig = SyntheticCaptureConfig()) -> dict[str, bytes]:
     """``{relative path: bytes}`` of a nerfstudio capture: ``transforms.json``, ``images/*.png`` (RGBA)."""
     if config.n_views < 1 or config.width < 2 or config.height < 2:
@@ -231,7 +210,7 @@ def synthetic_capture_files(config: SyntheticCaptureConfig = SyntheticCaptureCon
         rgba = render_view(c2w, fx, fy, cx, cy, config.width, config.height, config.supersample, config.distortion)
         name = f"images/frame_{i:04d}.png"
         # stored values: the PNG holds them as they are (no transfer function applied)
-        files[name] = _png_stored(rgba)
+        files[name] = encode_png(rgba)
         frames.append({"file_path": name, "transform_matrix": c2w.tolist()})
     meta: dict = {
         "camera_model": "OPENCV" if any(config.distortion) else "PINHOLE",
@@ -243,18 +222,10 @@ def synthetic_capture_files(config: SyntheticCaptureConfig = SyntheticCaptureCon
         meta.update(dict(zip(("k1", "k2", "k3", "k4", "p1", "p2"), config.distortion)))
     if config.n_points > 0:
         pts, cols = surface_points(config.n_points, config.seed)
-        files["points.ply"] = _ply_ascii(pts, cols)
+        files["points.ply"] = encode_ply(pts, colours=cols, colour_space="srgb")  # albedo as stored values
         meta["ply_file_path"] = "points.ply"
     files["transforms.json"] = json.dumps(meta, indent=1).encode()
     return files
 
 
-def _png_stored(values: Tensor) -> bytes:
-    """8-bit PNG of stored values in [0, 1] (no sRGB encode: they already are display values)."""
-    import imageio.v3 as iio
-
-    arr = (values.clamp(0, 1) * 255).round().to(torch.uint8).numpy()
-    return iio.imwrite("<bytes>", np.ascontiguousarray(arr), extension=".png")
-
-
-__all__ = ["SyntheticCaptureConfig", "look_at", "render_view", "scene_sdf", "surface_points", "synthetic_capture_files", "trace"]
+__all__ = ["SyntheticCaptureConfig", "camera_positions", "render_view", "scene_sdf", "surface_points", "synthetic_capture_files", "trace"]

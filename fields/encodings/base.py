@@ -2,7 +2,9 @@
 
 Contract: ``forward`` takes points in the unit cube ``[0,1]^d`` (tiny-cuda-nn convention) with shape
 ``(n, d)`` and returns features ``(n, out_dim)``. Each encoding maps to its own internal range itself.
-Progressive encodings override ``update``; its state lives in buffers so checkpoints capture it.
+Progressive encodings override ``update(progress, coords, per_sample_loss)``, where ``progress`` is the
+fraction of the current training stage done (step / stage steps, in ``[0, 1]``): schedules are functions of
+it, so no encoding needs to know the run's length. Their state lives in buffers so checkpoints capture it.
 """
 
 from dataclasses import dataclass
@@ -26,8 +28,12 @@ class Encoding(nn.Module):
     def forward(self, x: Float[Tensor, "n d"]) -> Float[Tensor, "n f"]:
         raise NotImplementedError
 
-    def update(self, step: int, coords: Tensor | None = None, per_sample_loss: Tensor | None = None) -> None:
-        """Progressive-encoding hook, called by the trainer after every optimizer step. No-op here."""
+    def update(self, progress: float, coords: Tensor | None = None, per_sample_loss: Tensor | None = None) -> None:
+        """Progressive-encoding hook, called by the trainer after every optimizer step. No-op here.
+
+        ``progress``: fraction of the training stage done, in ``[0, 1]``; ``coords``: the step's unit-cube
+        points ``(n, d)``; ``per_sample_loss``: their unreduced loss ``(n,)``.
+        """
 
     def param_groups(self, lr: float) -> list[dict]:
         """Optimizer groups for this module's parameters (encodings with grids override the lr)."""
@@ -37,9 +43,9 @@ class Encoding(nn.Module):
 
 @dataclass(frozen=True)
 class EncodingConfig:
-    """Base of every encoding config: ``setup(in_dim, max_steps)`` builds the paired module."""
+    """Base of every encoding config: ``setup(in_dim)`` builds the paired module."""
 
-    def setup(self, in_dim: int, max_steps: int = 1) -> Encoding:
+    def setup(self, in_dim: int) -> Encoding:
         raise NotImplementedError
 
 

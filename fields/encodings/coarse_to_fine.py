@@ -1,14 +1,15 @@
 """Coarse-to-fine positional encoding: BARF's cosine window over frequency bands (Lin et al. 2021; Nerfies).
 
 Band ``k`` is weighted by ``w_k(α) = (1 − cos(π·clamp(α − k, 0, 1))) / 2`` with
-``α = L·(t − s)/(e − s)``, ``t = step / max_steps`` and ``[s, e]`` the window's start and end fractions of
-training. Before ``s`` every band is off (the raw input, when included, is always on); after ``e`` every
-band is fully on, so the encoding is then exactly the plain one.
+``α = L·(p − s)/(e − s)``, ``p`` the training progress (step / steps of the stage, given to ``update``) and
+``[s, e]`` the window's start and end fractions of training. Before ``s`` every band is off (the raw input,
+when included, is always on); after ``e`` every band is fully on, so the encoding is then exactly the plain one.
 
 Two encodings use it: the NeRF frequency encoding (bands are its octaves) and Gaussian Fourier features,
 whose frequencies are sorted by magnitude, so the window reveals them from low to high (a band is one
 frequency, or a contiguous group of ``n_bands`` of the sorted frequencies).
-The only state is the step count, a registered buffer, so checkpoints restore the window exactly.
+The only state is the progress of the last update (a float64 buffer), so checkpoints restore the window
+exactly, and a run resumed with more steps opens its bands as a run of that length would from then on.
 """
 
 import math
@@ -22,9 +23,8 @@ from fieldforge.fields.encodings.fourier import FourierEncodingConfig, FourierFe
 from fieldforge.fields.encodings.frequency import FrequencyEncoding, FrequencyEncodingConfig
 
 
-def window_alpha(step: int, max_steps: int, n_bands: int, start: float, end: float) -> float:
-    """``α = L·(step/max_steps − start)/(end − start)`` (unclamped; the window clamps per band)."""
-    progress = step / max(1, max_steps)
+def window_alpha(progress: float, n_bands: int, start: float, end: float) -> float:
+    """``α = L·(progress − start)/(end − start)`` (unclamped; the window clamps per band)."""
     return n_bands * (progress - start) / (end - start)
 
 
@@ -48,42 +48,41 @@ class CoarseToFineWindow:
             raise ValueError(f"coarse-to-fine window needs 0 ≤ start < end, got [{self.window_start}, {self.window_end}]")
 
 
-class _StepCounter:
-    """Mixin: a persistent int64 step buffer advanced by ``update``."""
+class _Progress:
+    """Mixin: a persistent float64 buffer holding the progress of the last ``update``."""
 
-    progress_step: Tensor
+    progress: Tensor
 
-    def _init_counter(self, max_steps: int) -> None:
-        self.max_steps = max(1, int(max_steps))
-        self.register_buffer("progress_step", torch.zeros((), dtype=torch.int64))  # type: ignore[attr-defined]
+    def _init_progress(self) -> None:
+        self.register_buffer("progress", torch.zeros((), dtype=torch.float64))  # type: ignore[attr-defined]
 
-    def update(self, step: int, coords: Tensor | None = None, per_sample_loss: Tensor | None = None) -> None:
-        self.progress_step.fill_(int(step))
+    def update(self, progress: float, coords: Tensor | None = None, per_sample_loss: Tensor | None = None) -> None:
+        self.progress.fill_(float(progress))
 
 
-class CoarseToFineFrequencyEncoding(_StepCounter, FrequencyEncoding):
+class CoarseToFineFrequencyEncoding(_Progress, FrequencyEncoding):
     """NeRF positional encoding whose octaves open one after another (BARF)."""
 
-    def __init__(self, in_dim: int, config: "CoarseToFineFrequencyConfig", max_steps: int) -> None:
+    def __init__(self, in_dim: int, config: "CoarseToFineFrequencyConfig") -> None:
         config.check_window()
         super().__init__(in_dim, config)
-        self._init_counter(max_steps)
+        self._init_progress()
 
     def alpha(self) -> float:
         c = self.config
-        return window_alpha(int(self.progress_step), self.max_steps, self.n_bands, c.window_start, c.window_end)  # type: ignore[attr-defined]
+        return window_alpha(float(self.progress), self.n_bands, c.window_start, c.window_end)  # type: ignore[attr-defined]
 
     def band_weights(self) -> Tensor:
         return cosine_window(self.alpha(), self.n_bands).to(self.bands.device, torch.float32)
 
 
-class CoarseToFineFourierEncoding(_StepCounter, FourierFeatureEncoding):
+class CoarseToFineFourierEncoding(_Progress, FourierFeatureEncoding):
     """Gaussian Fourier features (sorted by ‖b‖) revealed from low to high frequency by the cosine window."""
 
-    def __init__(self, in_dim: int, config: "CoarseToFineFourierConfig", max_steps: int) -> None:
+    def __init__(self, in_dim: int, config: "CoarseToFineFourierConfig") -> None:
         config.check_window()
         super().__init__(in_dim, config)
-        self._init_counter(max_steps)
+        self._init_progress()
         m = config.n_features
         self.n_bands = m if config.n_bands is None else config.n_bands
         if not 1 <= self.n_bands <= m:
@@ -93,7 +92,7 @@ class CoarseToFineFourierEncoding(_StepCounter, FourierFeatureEncoding):
 
     def alpha(self) -> float:
         c = self.config
-        return window_alpha(int(self.progress_step), self.max_steps, self.n_bands, c.window_start, c.window_end)  # type: ignore[attr-defined]
+        return window_alpha(float(self.progress), self.n_bands, c.window_start, c.window_end)  # type: ignore[attr-defined]
 
     def feature_weights(self, x: Tensor) -> Tensor:
         w = cosine_window(self.alpha(), self.n_bands).to(self.B.device, torch.float32)
@@ -104,8 +103,8 @@ class CoarseToFineFourierEncoding(_StepCounter, FourierFeatureEncoding):
 class CoarseToFineFrequencyConfig(FrequencyEncodingConfig, CoarseToFineWindow):
     """NeRF positional encoding with BARF's coarse-to-fine cosine window over its octaves."""
 
-    def setup(self, in_dim: int, max_steps: int = 1) -> CoarseToFineFrequencyEncoding:
-        return CoarseToFineFrequencyEncoding(in_dim, self, max_steps)
+    def setup(self, in_dim: int) -> CoarseToFineFrequencyEncoding:
+        return CoarseToFineFrequencyEncoding(in_dim, self)
 
 
 @dataclass(frozen=True)
@@ -115,5 +114,5 @@ class CoarseToFineFourierConfig(FourierEncodingConfig, CoarseToFineWindow):
     n_bands: int | None = None
     """Window bands: the sorted frequencies split into this many contiguous groups (default: one per frequency)."""
 
-    def setup(self, in_dim: int, max_steps: int = 1) -> CoarseToFineFourierEncoding:
-        return CoarseToFineFourierEncoding(in_dim, self, max_steps)
+    def setup(self, in_dim: int) -> CoarseToFineFourierEncoding:
+        return CoarseToFineFourierEncoding(in_dim, self)

@@ -68,5 +68,5 @@ class FourierEncodingConfig(EncodingConfig):
     seed: int = 0
     """Seed of the frequency matrix (independent of the training seed)."""
 
-    def setup(self, in_dim: int, max_steps: int = 1) -> FourierFeatureEncoding:
+    def setup(self, in_dim: int) -> FourierFeatureEncoding:
         return FourierFeatureEncoding(in_dim, self)

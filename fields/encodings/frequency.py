@@ -62,5 +62,5 @@ class FrequencyEncodingConfig(EncodingConfig):
     include_input: bool = True
     """Concatenate the (centred) raw coordinates."""
 
-    def setup(self, in_dim: int, max_steps: int = 1) -> FrequencyEncoding:
+    def setup(self, in_dim: int) -> FrequencyEncoding:
         return FrequencyEncoding(in_dim, self)

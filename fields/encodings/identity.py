@@ -30,5 +30,5 @@ class IdentityEncodingConfig(EncodingConfig):
     centre: bool = True
     """Map ``[0,1]`` to ``[-1,1]`` before the network."""
 
-    def setup(self, in_dim: int, max_steps: int = 1) -> IdentityEncoding:
+    def setup(self, in_dim: int) -> IdentityEncoding:
         return IdentityEncoding(in_dim, self)

@@ -10,15 +10,21 @@ paper's code is never built: a 64³ grid holds 3.4 MB of state instead of a 537 
 padding), computed on the fly as a weighted histogram of the block counts of the ``(k+1)^d`` cells in
 its support: ``α_j(x) = Σ_i K_i(x)·[count_i > j]``.
 
-Feedback (after each optimizer step, through ``update``): the per-sample loss is splatted into the cells
-with the multilinear weights; every ``block_iterations`` steps the mean loss per cell is formed (cells
+Feedback (after each optimizer step, through ``update(progress, coords, per_sample_loss)``): the per-sample
+loss is splatted into the cells with the multilinear weights; each time the training progress (step / steps
+of the stage) crosses a multiple of ``block_spacing``, a block period closes: the mean loss per cell is formed (cells
 not visited take the mean of their visited neighbours, repeatedly, so grids finer than the data still
 get values; cells no evidence reaches never freeze), box-blurred, cells whose blurred loss is ≤ ε freeze for good
 (``in_progress ← in_progress ∧ L > ε``), and every cell still in progress unmasks its next block (a hard
-step, as in the released code). All state is fixed-shape registered buffers.
+step, as in the released code; a progress step that crosses several multiples at once, in runs shorter
+than ``2·num_blocks`` steps, unmasks as many blocks). The schedule ends at ``num_blocks·block_spacing``
+(mid-training by default). All state is fixed-shape registered buffers, including the progress of the last
+update, so a resumed run continues exactly; resumed with more steps, the next period closes when the new,
+longer schedule's progress crosses its next multiple.
 """
 
 import itertools
+import math
 from dataclasses import dataclass
 
 import torch
@@ -30,6 +36,8 @@ from fieldforge.fields.encodings.fourier import FourierEncodingConfig, FourierFe
 
 DEFAULT_RESOLUTION = {1: 12, 2: 128, 3: 64}
 """Grid resolution per input dimension when none is configured (the paper's 1D/2D/3D settings)."""
+PERIOD_TOLERANCE = 1e-9
+"""Slack when counting crossed multiples of ``block_spacing`` (progress = step/steps is rounded)."""
 MASK_CHUNK_ENTRIES = 1 << 21
 """Points × support cells evaluated at once when building the mask (bounds its temporary memory)."""
 
@@ -61,7 +69,7 @@ def fill_unvisited(values: Tensor, known: Tensor, k: int) -> tuple[Tensor, Tenso
 class SAPEEncoding(FourierFeatureEncoding):
     """Fourier features with a per-cell progressive mask driven by the local training loss."""
 
-    def __init__(self, in_dim: int, config: "SAPEConfig", max_steps: int = 1) -> None:
+    def __init__(self, in_dim: int, config: "SAPEConfig") -> None:
         super().__init__(in_dim, config)
         if in_dim not in (1, 2, 3):
             raise ValueError(f"SAPE supports 1-3 input dimensions, got {in_dim}")
@@ -69,12 +77,12 @@ class SAPEEncoding(FourierFeatureEncoding):
         self.res = config.grid_resolution or DEFAULT_RESOLUTION[in_dim]
         if self.res < 2:
             raise ValueError(f"SAPE grid_resolution must be ≥ 2, got {self.res}")
-        # Default: one block per frequency, grouped when training is too short to open them one step apart.
-        self.n_blocks = config.num_blocks or min(m, max(1, int(max_steps) // 2))
+        self.n_blocks = config.num_blocks or m  # default: one block per frequency, whatever the run length
         if not 1 <= self.n_blocks <= m:
             raise ValueError(f"SAPE num_blocks must be in [1, {m}], got {self.n_blocks}")
-        self.block_iterations = config.block_iterations or max(1, int(max_steps) // (2 * self.n_blocks))
-        self.progress_steps = self.block_iterations * self.n_blocks
+        self.block_spacing = config.block_spacing or 1.0 / (2 * self.n_blocks)
+        if not self.block_spacing > 0:
+            raise ValueError(f"SAPE block_spacing must be > 0, got {self.block_spacing}")
         self.k = config.blur or (5 if self.res**in_dim > 100 else 3)
         if self.k < 1 or self.k % 2 == 0:
             raise ValueError(f"SAPE blur must be an odd positive window, got {self.k}")
@@ -86,6 +94,7 @@ class SAPEEncoding(FourierFeatureEncoding):
         self.register_buffer("in_progress", torch.ones(shape, dtype=torch.bool))
         self.register_buffer("loss_sum", torch.zeros(shape, dtype=torch.float32))
         self.register_buffer("weight_sum", torch.zeros(shape, dtype=torch.float32))
+        self.register_buffer("progress", torch.zeros((), dtype=torch.float64))  # of the last update
 
     # -- grid geometry ----------------------------------------------------------------------------
     def _axis_corners(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
@@ -149,27 +158,41 @@ class SAPEEncoding(FourierFeatureEncoding):
         return self.blocks.float() / self.n_blocks
 
     # -- feedback ---------------------------------------------------------------------------------
+    @property
+    def schedule_end(self) -> float:
+        """Progress of the last block update (``num_blocks · block_spacing``; 0.5 by default)."""
+        return self.n_blocks * self.block_spacing
+
+    def periods(self, progress: float) -> int:
+        """Block periods closed by ``progress``: multiples of ``block_spacing`` reached, at most ``num_blocks``."""
+        return min(self.n_blocks, max(0, math.floor(progress / self.block_spacing + PERIOD_TOLERANCE)))
+
     @torch.no_grad()
-    def update(self, step: int, coords: Tensor | None = None, per_sample_loss: Tensor | None = None) -> None:
-        if step > self.progress_steps or not bool(self.in_progress.any()):
-            return
+    def update(self, progress: float, coords: Tensor | None = None, per_sample_loss: Tensor | None = None) -> None:
+        """Splat the step's loss; close a block period for every multiple of ``block_spacing`` crossed since the last update."""
+        progress = float(progress)
+        previous = float(self.progress)
+        self.progress.fill_(progress)
+        if progress / self.block_spacing > self.n_blocks + PERIOD_TOLERANCE or not bool(self.in_progress.any()):
+            return  # past the schedule's end, or every cell frozen
         if coords is not None and per_sample_loss is not None:
             idx, w = self.corner_weights(coords.detach())
             loss = per_sample_loss.detach().float().reshape(-1, 1)
             self.loss_sum.view(-1).index_add_(0, idx.reshape(-1), (w * loss).reshape(-1))
             self.weight_sum.view(-1).index_add_(0, idx.reshape(-1), w.reshape(-1))
-        if step % self.block_iterations == 0:
-            self.advance()
+        crossed = self.periods(progress) - self.periods(previous)  # ≤ 0 after a resume onto a longer schedule
+        if crossed > 0:
+            self.advance(crossed)
 
     @torch.no_grad()
-    def advance(self) -> None:
-        """Close a block period: freeze cells whose blurred mean loss is ≤ ε, unmask one more block elsewhere."""
+    def advance(self, blocks: int = 1) -> None:
+        """Close a block period: freeze cells whose blurred mean loss is ≤ ε, unmask ``blocks`` more blocks elsewhere."""
         visited = self.weight_sum > 0
         mean = torch.where(visited, self.loss_sum / self.weight_sum.clamp(min=1e-30), torch.zeros_like(self.loss_sum))
         mean, known = fill_unvisited(mean, visited, self.k)
         blurred = box_blur(mean, self.k)
         self.in_progress &= (blurred > self.config.epsilon) | ~known  # type: ignore[attr-defined]  # no evidence: no freezing
-        self.blocks += (self.in_progress & (self.blocks < self.n_blocks)).int()
+        self.blocks.copy_(torch.where(self.in_progress, (self.blocks + blocks).clamp(max=self.n_blocks), self.blocks))
         self.loss_sum.zero_()
         self.weight_sum.zero_()
 
@@ -185,11 +208,14 @@ class SAPEConfig(FourierEncodingConfig):
     epsilon: float = 1e-3
     """Loss threshold ε in per-sample loss units (1e-3: per-pixel MSE on [0,1] colours); cells at or below it freeze."""
     num_blocks: int | None = None
-    """Number of frequency blocks (default: one per frequency, or max_steps/2 contiguous groups in shorter runs)."""
-    block_iterations: int | None = None
-    """Steps between block updates (default: max_steps / (2·num_blocks), so all blocks can open by mid-training)."""
+    """Number of frequency blocks, contiguous groups of the sorted frequencies (default: one per frequency).
+    The default does not depend on the run's length; a run with fewer than 2·num_blocks steps unmasks several
+    blocks per update instead."""
+    block_spacing: float | None = None
+    """Progress (fraction of training) between block updates (default: 1/(2·num_blocks), so all blocks can open
+    by mid-training, whatever the number of steps)."""
     blur: int | None = None
     """Box-blur window k (odd; default 5 when the grid has more than 100 cells, else 3)."""
 
-    def setup(self, in_dim: int, max_steps: int = 1) -> SAPEEncoding:
-        return SAPEEncoding(in_dim, self, max_steps)
+    def setup(self, in_dim: int) -> SAPEEncoding:
+        return SAPEEncoding(in_dim, self)

@@ -70,5 +70,5 @@ class SphericalHarmonicsEncodingConfig(EncodingConfig):
     degree: int = 4
     """Number of bands: degree² outputs (4 → 16, instant-ngp's setting)."""
 
-    def setup(self, in_dim: int, max_steps: int = 1) -> SphericalHarmonicsEncoding:
+    def setup(self, in_dim: int) -> SphericalHarmonicsEncoding:
         return SphericalHarmonicsEncoding(in_dim, self)

@@ -3,8 +3,11 @@
 Importing this package imports neither ``triton`` nor ``tinycudann`` and compiles nothing; the kernel
 modules (``fused_mlp``, ``hashgrid_triton``, ``tcnn_backend``) are imported on first use, and Triton compiles
 a kernel on its first launch for a given configuration. Every kernel has a pure-torch reference in this
-package (``fused_mlp_reference``; the hash grid's is ``fields.encodings.hashgrid.hash_grid_encode``) and
-parity tests (``tests/test_kernels_*.py``).
+package (``fused_mlp_reference``, ``hashgrid_reference``) and parity tests (``tests/test_kernels_*.py``).
+
+Dependencies point one way: ``backends`` (capabilities, the logged choice) and the references import
+nothing of the package; kernels and dispatchers import those, never this ``__init__``; the encodings and
+networks import the kernels package, never the reverse.
 
 Backend names used by the modules (``MLPConfig.backend``, ``HashGridEncodingConfig.backend``):
 ``"torch"`` (reference, every config, every device), ``"triton"`` (CUDA; on CPU only under
@@ -13,168 +16,22 @@ Backend names used by the modules (``MLPConfig.backend``, ``HashGridEncodingConf
 """
 
 import importlib
-import importlib.util
-import logging
-import os
-from functools import lru_cache
-from typing import Literal
 
-import torch
+from fieldforge.fields.kernels.backends import (
+    Backend,
+    Impl,
+    choose_backend,
+    has_tcnn,
+    has_triton,
+    hash_grid_triton_unsupported,
+    hopper_mma_v2,
+    log,
+    log_once,
+    triton_interpreting,
+)
+from fieldforge.fields.kernels.hashgrid_backend import hash_grid_encode_backend
 
-log = logging.getLogger("fieldforge.fields.kernels")
-
-Backend = Literal["torch", "triton", "tcnn", "auto"]
-Impl = Literal["torch", "triton", "tcnn"]
-
-_LAZY_MODULES = ("fused_mlp", "fused_mlp_reference", "hashgrid_triton", "tcnn_backend")
-_logged: set[str] = set()
-
-
-@lru_cache(maxsize=None)
-def has_triton() -> bool:
-    """Whether ``triton`` imports (it installs on CPU-only machines too; it runs kernels on CUDA GPUs)."""
-    if importlib.util.find_spec("triton") is None:
-        return False
-    try:
-        import triton  # noqa: F401
-        import triton.language  # noqa: F401
-    except Exception:  # broken installs raise all sorts of errors
-        return False
-    return True
-
-
-@lru_cache(maxsize=None)
-def has_tcnn() -> bool:
-    """Whether ``tinycudann`` (tiny-cuda-nn's PyTorch bindings) imports; it needs a CUDA GPU to import."""
-    if importlib.util.find_spec("tinycudann") is None:
-        return False
-    try:
-        import tinycudann  # noqa: F401
-    except Exception:  # raises EnvironmentError without CUDA or without a matching compiled extension
-        return False
-    return True
-
-
-def triton_interpreting() -> bool:
-    """``TRITON_INTERPRET=1``: Triton kernels run on the CPU through its interpreter (tests only: slow)."""
-    return os.environ.get("TRITON_INTERPRET", "0") == "1"
-
-
-def log_once(message: str, level: int = logging.INFO) -> None:
-    """Log a backend decision once per process (never silent, never repeated every step)."""
-    if message not in _logged:
-        _logged.add(message)
-        log.log(level, message)
-
-
-def choose_backend(
-    what: str,
-    requested: Backend,
-    device: torch.device,
-    triton_unsupported: str | None,
-    tcnn_unsupported: str | None,
-) -> Impl:
-    """Resolve a requested backend for tensors on ``device``; logs the decision (and any fallback) once.
-
-    ``*_unsupported`` are the reasons the configuration does not fit that backend (``None``: it fits).
-    Explicit ``"triton"``/``"tcnn"`` on a configuration that does not fit should be rejected by the caller
-    at construction; here they fall back to torch only for environment reasons (no CUDA, not installed),
-    with a warning.
-    """
-    if requested == "torch":
-        return "torch"
-    cuda = device.type == "cuda"
-    if requested == "tcnn":
-        if not has_tcnn():
-            why = "tinycudann is not installed"
-        elif not cuda:
-            why = f"tensors are on {device.type}"
-        else:
-            why = tcnn_unsupported
-        if why is None:
-            log_once(f"{what}: backend 'tcnn' (tiny-cuda-nn)")
-            return "tcnn"
-        log_once(f"{what}: backend 'tcnn' unavailable ({why}); using the torch reference", logging.WARNING)
-        return "torch"
-    if requested == "triton":
-        if triton_unsupported is None and has_triton() and (cuda or (device.type == "cpu" and triton_interpreting())):
-            log_once(f"{what}: backend 'triton' (fused kernels{', interpreted on CPU' if not cuda else ''})")
-            return "triton"
-        why = triton_unsupported or ("triton is not installed" if not has_triton() else f"tensors are on {device.type}")
-        log_once(f"{what}: backend 'triton' unavailable ({why}); using the torch reference", logging.WARNING)
-        return "torch"
-    if requested != "auto":
-        raise ValueError(f"unknown backend {requested!r}")
-    reasons = []
-    if not cuda:
-        reasons.append(f"tensors are on {device.type}")
-    else:
-        if not has_tcnn():
-            reasons.append("tcnn: not installed")
-        elif tcnn_unsupported is not None:
-            reasons.append(f"tcnn: {tcnn_unsupported}")
-        else:
-            log_once(f"{what}: backend auto → 'tcnn' (tiny-cuda-nn installed and the config fits)")
-            return "tcnn"
-        if not has_triton():
-            reasons.append("triton: not installed")
-        elif triton_unsupported is not None:
-            reasons.append(f"triton: {triton_unsupported}")
-        else:
-            log_once(f"{what}: backend auto → 'triton' ({'; '.join(reasons)})")
-            return "triton"
-    log_once(f"{what}: backend auto → 'torch' ({'; '.join(reasons)})")
-    return "torch"
-
-
-def hash_grid_triton_unsupported(table: torch.Tensor, in_dim: int) -> str | None:
-    """Why the Triton hash grid cannot run this table (``None`` when it can); imports no Triton."""
-    f = table.shape[1]
-    if table.dtype != torch.float32:
-        return f"table dtype {table.dtype} (the kernel is fp32)"
-    if f & (f - 1) or f > 16:
-        return f"features per level {f} (a power of two ≤ 16 is needed)"
-    if in_dim > 3:
-        return f"{in_dim} input dimensions"
-    return None
-
-
-def hash_grid_encode_backend(x: torch.Tensor, table: torch.Tensor, layout, backend: Backend = "auto") -> torch.Tensor:
-    """Hash grid encoding through the chosen backend (``fields.encodings.hashgrid.hash_grid_encode`` is the
-    reference). tcnn's HashGrid is never used: its vertex convention differs (see ``tcnn_backend``)."""
-    from fieldforge.fields.encodings.hashgrid import hash_grid_encode
-
-    impl = "torch"
-    if backend != "torch":
-        tcnn_why = "tcnn's HashGrid uses another vertex convention (x·scale + 0.5): not the same function"
-        impl = choose_backend(
-            f"hash grid {layout.in_dim}D×{layout.n_levels}", backend, x.device, hash_grid_triton_unsupported(table, layout.in_dim), tcnn_why
-        )
-    if impl == "triton":
-        from fieldforge.fields.kernels.hashgrid_triton import hash_grid_encode_triton
-
-        return hash_grid_encode_triton(x, table, layout)
-    return hash_grid_encode(x, table, layout)
-
-
-class hopper_mma_v2:
-    """Context manager: compile Triton kernels launched inside it without Hopper's wgmma (``DISABLE_MMA_V3``).
-
-    With wgmma, Triton 3.6 miscompiled the fused MLP backward on an H100: compute-sanitizer reported
-    out-of-bounds shared-memory reads inside ``tl.dot`` and results were wrong or faulted at some shapes;
-    with the mma.sync path every parity case passed (``/work/notes/kernels.md``). The variable is read
-    when a kernel compiles (its first launch per config); it has no effect on other GPUs.
-    """
-
-    def __enter__(self):
-        self._old = os.environ.get("DISABLE_MMA_V3")
-        os.environ["DISABLE_MMA_V3"] = "1"
-
-    def __exit__(self, *exc):
-        if self._old is None:
-            os.environ.pop("DISABLE_MMA_V3", None)
-        else:
-            os.environ["DISABLE_MMA_V3"] = self._old
+_LAZY_MODULES = ("fused_mlp", "fused_mlp_reference", "hashgrid_reference", "hashgrid_triton", "tcnn_backend")
 
 
 def __getattr__(name: str):
@@ -183,4 +40,16 @@ def __getattr__(name: str):
     raise AttributeError(f"module 'fieldforge.fields.kernels' has no attribute {name!r}")
 
 
-__all__ = ["Backend", "Impl", "choose_backend", "hash_grid_encode_backend", "hash_grid_triton_unsupported", "hopper_mma_v2", "has_tcnn", "has_triton", "log_once", "triton_interpreting"]
+__all__ = [
+    "Backend",
+    "Impl",
+    "choose_backend",
+    "hash_grid_encode_backend",
+    "hash_grid_triton_unsupported",
+    "hopper_mma_v2",
+    "has_tcnn",
+    "has_triton",
+    "log",
+    "log_once",
+    "triton_interpreting",
+]

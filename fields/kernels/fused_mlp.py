@@ -2,7 +2,7 @@
 
 The math (rounding included) is :func:`fields.kernels.fused_mlp_reference.fused_mlp_reference`: compute
 dtype fp16/bf16 (or fp32, whose dots run as tf32 on tensor cores), fp32 accumulation, ReLU hidden layers,
-an output activation from ``none|relu|sigmoid|exp|trunc_exp|softplus``. Hidden widths 16, 32, 64, 128; any
+an output activation from ``none|relu|sigmoid|exp|trunc_exp|softplus_beta100``. Hidden widths 16, 32, 64, 128; any
 depth ≥ 1 hidden layer; input width ≤ 256, output width ≤ 128 (both padded to a power of two ≥ 16 on chip,
 never in memory).
 
@@ -41,7 +41,7 @@ import triton.language as tl
 from jaxtyping import Float
 from torch import Tensor
 
-from fieldforge.fields.kernels import hopper_mma_v2
+from fieldforge.fields.kernels.backends import hopper_mma_v2
 from fieldforge.fields.kernels.fused_mlp_reference import (
     FUSED_WIDTHS,
     OUTPUT_ACTIVATIONS,
@@ -53,7 +53,9 @@ from fieldforge.fields.kernels.fused_mlp_reference import (
 
 log = logging.getLogger(__name__)
 
-_ACT_CODE = {name: i for i, name in enumerate(OUTPUT_ACTIVATIONS)}  # none relu sigmoid exp trunc_exp softplus
+_ACT_CODE = {"none": 0, "relu": 1, "sigmoid": 2, "exp": 3, "trunc_exp": 4, "softplus_beta100": 5}
+"""Output activation → the ``ACT`` branch of ``_out_act``/``_out_act_grad`` (explicit: never an enumeration order)."""
+assert set(_ACT_CODE) == set(OUTPUT_ACTIVATIONS), "every fused output activation needs a kernel branch"
 _TL_DTYPE = {torch.float16: tl.float16, torch.bfloat16: tl.bfloat16, torch.float32: tl.float32}
 
 # Launch configurations per hidden width: (BLOCK_M, num_warps, num_stages). Tuned on an H100

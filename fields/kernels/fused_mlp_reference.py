@@ -4,8 +4,8 @@ Semantics shared by the reference and the kernel (``fields/kernels/fused_mlp.py`
 
 * The network is ``len(weights)`` linear layers: ``weights[0]`` is ``(width, in_dim)``, the hidden ones
   ``(width, width)``, the last ``(out_dim, width)`` (``nn.Linear`` layout). Hidden layers use ReLU; the last
-  layer uses ``output_activation`` (``none``, ``relu``, ``sigmoid``, ``exp``, ``trunc_exp``, ``softplus``
-  with ``beta=100``, the same names as :func:`fields.networks.mlp.activation_fn`).
+  layer uses ``output_activation`` (``none``, ``relu``, ``sigmoid``, ``exp``, ``trunc_exp``,
+  ``softplus_beta100``: the network output activations of the one table, ``fields.activations``).
 * ``dtype`` is the compute dtype (fp16, bf16 or fp32). The input, every weight and every bias are rounded
   to it (like ``torch.autocast``); products are accumulated in fp32, the bias is added in fp32, the
   activation is evaluated in fp32 and the result is rounded back to ``dtype`` before the next layer. The
@@ -25,26 +25,12 @@ import torch.nn.functional as F
 from jaxtyping import Float
 from torch import Tensor
 
-OUTPUT_ACTIVATIONS = ("none", "relu", "sigmoid", "exp", "trunc_exp", "softplus")
-TRUNC_EXP_MAX = 15.0
+from fieldforge.fields.activations import OUTPUT_ACTIVATIONS, TRUNC_EXP_MAX, activation_fn
+
 FUSED_WIDTHS = (16, 32, 64, 128)
 """Hidden widths the fused kernel supports (as tiny-cuda-nn's FullyFusedMLP)."""
 MAX_IN_DIM = 256
 MAX_OUT_DIM = 128
-
-
-class _TruncExpRef(torch.autograd.Function):
-    """``exp`` whose derivative is ``exp(min(z, 15))`` (instant-ngp); twice differentiable through torch ops."""
-
-    @staticmethod
-    def forward(ctx, z):  # type: ignore[override]
-        ctx.save_for_backward(z)
-        return torch.exp(z)
-
-    @staticmethod
-    def backward(ctx, g):  # type: ignore[override]
-        (z,) = ctx.saved_tensors
-        return g * torch.exp(z.clamp(max=TRUNC_EXP_MAX))
 
 
 class _Round(torch.autograd.Function):
@@ -74,20 +60,10 @@ class _RoundGrad(torch.autograd.Function):
 
 
 def output_activation_ref(name: str, z: Tensor) -> Tensor:
-    """The output activation evaluated in fp32 on the fp32 pre-activation ``z``."""
-    if name == "none":
-        return z
-    if name == "relu":
-        return F.relu(z)
-    if name == "sigmoid":
-        return torch.sigmoid(z)
-    if name == "exp":
-        return torch.exp(z)
-    if name == "trunc_exp":
-        return _TruncExpRef.apply(z)
-    if name == "softplus":
-        return F.softplus(z, beta=100.0)
-    raise ValueError(f"unknown output activation {name!r}; expected one of {OUTPUT_ACTIVATIONS}")
+    """The output activation evaluated in fp32 on the fp32 pre-activation ``z`` (the one activation table)."""
+    if name not in OUTPUT_ACTIVATIONS:
+        raise ValueError(f"unknown output activation {name!r}; expected one of {OUTPUT_ACTIVATIONS}")
+    return activation_fn(name, z)
 
 
 def fused_mlp_reference(

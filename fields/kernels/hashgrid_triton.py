@@ -1,6 +1,6 @@
 """Multi-resolution hash grid encoding in Triton, forward and backward.
 
-Computes exactly :func:`fields.encodings.hashgrid.hash_grid_encode` (read its module docstring for the
+Computes exactly :func:`fields.kernels.hashgrid_reference.hash_grid_encode` (read its module docstring for the
 convention: align-corners vertices, ``cell = clamp(floor(x·N_l), 0, N_l − 1)``, dense levels indexed
 ``Σ c_k (N_l+1)^k``, hashed levels ``(c_0·1 ⊕ c_1·2654435761 ⊕ c_2·805459861) mod 2^T``, level-major output).
 All arithmetic is fp32 like the reference with an fp32 table.
@@ -21,7 +21,7 @@ import triton.language as tl
 from jaxtyping import Float
 from torch import Tensor
 
-from fieldforge.fields.kernels import hash_grid_triton_unsupported, hopper_mma_v2, log_once
+from fieldforge.fields.kernels.backends import hash_grid_triton_unsupported, hopper_mma_v2, log_once
 
 log = logging.getLogger(__name__)
 
@@ -193,7 +193,7 @@ class HashGridFunction(torch.autograd.Function):
         x, table = ctx.saved_tensors
         layout = ctx.layout
         if torch.is_grad_enabled():
-            from fieldforge.fields.encodings.hashgrid import hash_grid_encode
+            from fieldforge.fields.kernels.hashgrid_reference import hash_grid_encode
 
             log_once("hash grid (triton): double backward (create_graph=True) runs through the pure-torch reference")
             need = ctx.needs_input_grad[:2]
@@ -211,7 +211,7 @@ class HashGridFunction(torch.autograd.Function):
 
 
 def hash_grid_encode_triton(x: Float[Tensor, "n d"], table: Float[Tensor, "m f"], layout) -> Float[Tensor, "n lf"]:
-    """Triton version of :func:`fields.encodings.hashgrid.hash_grid_encode` (same math, fp32)."""
+    """Triton version of :func:`fields.kernels.hashgrid_reference.hash_grid_encode` (same math, fp32)."""
     why = hash_grid_triton_unsupported(table, layout.in_dim)
     if why is not None:
         raise ValueError(f"Triton hash grid cannot run this config: {why}")

@@ -8,7 +8,7 @@ tcnn's constraints, and how they are mapped:
 
 * hidden width ∈ {16, 32, 64, 128}; no biases (tcnn's MLPs have none: a config with ``bias=True`` does
   not fit); no skip connections; hidden activation ∈ {relu, tanh, none} and output activation ∈ {none,
-  relu, sigmoid, exp} (our ``softplus`` has β = 100, tcnn's β = 1; our ``trunc_exp`` clamps its gradient:
+  relu, sigmoid, exp} (our ``softplus_beta100`` has β = 100, tcnn's Softplus β = 1; our ``trunc_exp`` clamps its gradient:
   neither maps, so such configs do not fit);
 * parameters: fp16, layer matrices row-major ``(out, in)`` one after the other, the first layer's input
   padded with zero columns to a multiple of 16 and the last layer's output padded with zero rows to a
@@ -30,7 +30,7 @@ import math
 import torch
 from torch import Tensor
 
-from fieldforge.fields.kernels import log_once
+from fieldforge.fields.kernels.backends import log_once
 from fieldforge.fields.kernels.fused_mlp_reference import FUSED_WIDTHS, fused_mlp_reference
 
 BATCH_GRANULARITY = 256

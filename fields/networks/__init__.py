@@ -2,9 +2,10 @@
 
 from typing import Union
 
+from fieldforge.fields.activations import activation_fn, trunc_exp
 from fieldforge.fields.networks.base import Network, NetworkConfig
 from fieldforge.fields.networks.cam import CAMConfig, CAMNetwork
-from fieldforge.fields.networks.mlp import MLP, MLPConfig, activation_fn, trunc_exp
+from fieldforge.fields.networks.mlp import MLP, MLPConfig
 from fieldforge.fields.networks.pins import PINs, PINsConfig
 from fieldforge.fields.networks.rbf import RBFConfig, RBFNetwork
 from fieldforge.fields.networks.siren import Siren, SirenConfig

@@ -16,8 +16,12 @@ class Network(nn.Module):
         """``coords`` are the unit-cube inputs, for networks modulated by position (CAM); others ignore it."""
         raise NotImplementedError
 
-    def update(self, step: int, coords: Tensor | None = None, per_sample_loss: Tensor | None = None) -> None:
-        """Progressive hook (PINs levels); no-op by default."""
+    def update(self, progress: float, coords: Tensor | None = None, per_sample_loss: Tensor | None = None) -> None:
+        """Progressive hook (PINs levels), called after every optimizer step; no-op by default.
+
+        ``progress`` is the fraction of the current training stage done, in ``[0, 1]`` (step / stage steps):
+        schedules are functions of it, so a component never needs to know the run's length.
+        """
 
     def param_groups(self, lr: float) -> list[dict]:
         params = [p for p in self.parameters() if p.requires_grad]
@@ -26,5 +30,5 @@ class Network(nn.Module):
 
 @dataclass(frozen=True)
 class NetworkConfig:
-    def setup(self, in_dim: int, out_dim: int, coord_dim: int, max_steps: int = 1) -> Network:
+    def setup(self, in_dim: int, out_dim: int, coord_dim: int) -> Network:
         raise NotImplementedError

@@ -29,7 +29,8 @@ from torch import Tensor, nn
 
 from fieldforge.fields.encodings.grids import param_group, plane_pairs, sample_grid, sample_planes
 from fieldforge.fields.networks.base import Network, NetworkConfig
-from fieldforge.fields.networks.mlp import MLP, MLPConfig, activation_fn
+from fieldforge.fields.activations import activation_fn
+from fieldforge.fields.networks.mlp import MLP, MLPConfig
 
 NormKind = Literal["layer", "rms", "none"]
 
@@ -144,5 +145,5 @@ class CAMConfig(NetworkConfig):
     grid_weight_decay: float | None = None
     """Weight decay of the grids (None: the optimizer's)."""
 
-    def setup(self, in_dim: int, out_dim: int, coord_dim: int, max_steps: int = 1) -> CAMNetwork:
+    def setup(self, in_dim: int, out_dim: int, coord_dim: int) -> CAMNetwork:
         return CAMNetwork(in_dim, out_dim, coord_dim, self)

@@ -1,56 +1,28 @@
-"""Plain MLP with a ``backend`` switch (pure torch is the reference for every fused backend)."""
+"""Plain MLP with a ``backend`` switch (pure torch is the reference for every fused backend).
+
+Activations come from the one table in :mod:`fieldforge.fields.activations`.
+"""
 
 from dataclasses import dataclass
 from typing import Literal
 
 import torch
-import torch.nn.functional as F
 from jaxtyping import Float
 from torch import Tensor, nn
 
+from fieldforge.fields.activations import (
+    HIDDEN_ACTIVATIONS,
+    OUTPUT_ACTIVATIONS,
+    HiddenActivation,
+    OutputActivation,
+    activation_fn,
+    check_activation,
+    trunc_exp,
+)
 from fieldforge.fields.networks.base import Network, NetworkConfig
 
-Activation = Literal["relu", "softplus", "silu", "tanh", "none"]
-OutputActivation = Literal["none", "sigmoid", "relu", "exp", "trunc_exp", "softplus"]
-
-
-class _TruncExp(torch.autograd.Function):
-    """exp with the gradient clamped at exp(15) (instant-ngp's density activation)."""
-
-    @staticmethod
-    def forward(ctx, x):  # type: ignore[override]
-        ctx.save_for_backward(x)
-        return torch.exp(x)
-
-    @staticmethod
-    def backward(ctx, g):  # type: ignore[override]
-        (x,) = ctx.saved_tensors
-        return g * torch.exp(x.clamp(max=15.0))
-
-
-def trunc_exp(x: Tensor) -> Tensor:
-    return _TruncExp.apply(x)
-
-
-def activation_fn(name: str, x: Tensor) -> Tensor:
-    """Apply a named activation (hidden or output)."""
-    if name == "relu":
-        return F.relu(x)
-    if name == "softplus":
-        return F.softplus(x, beta=100.0)
-    if name == "silu":
-        return F.silu(x)
-    if name == "tanh":
-        return torch.tanh(x)
-    if name == "sigmoid":
-        return torch.sigmoid(x)
-    if name == "exp":
-        return torch.exp(x)
-    if name == "trunc_exp":
-        return trunc_exp(x)
-    if name == "none":
-        return x
-    raise ValueError(f"unknown activation {name!r}")
+Activation = HiddenActivation
+"""Hidden activations of networks (names of :data:`fieldforge.fields.activations.ACTIVATIONS`)."""
 
 
 class MLP(Network):
@@ -59,6 +31,8 @@ class MLP(Network):
     def __init__(self, in_dim: int, out_dim: int, config: "MLPConfig") -> None:
         super().__init__(in_dim, out_dim)
         self.config = config
+        check_activation(config.activation, HIDDEN_ACTIVATIONS, "MLP hidden activation")
+        check_activation(config.output_activation, OUTPUT_ACTIVATIONS, "MLP output activation")
         layers: list[nn.Linear] = []
         d = in_dim
         for i in range(config.n_hidden_layers):
@@ -100,7 +74,7 @@ class MLP(Network):
         """The implementation this MLP runs on ``device``: 'torch', 'triton' or 'tcnn' (decided once, logged)."""
         impl = self._impl.get(device.type)
         if impl is None:
-            from fieldforge.fields.kernels import choose_backend
+            from fieldforge.fields.kernels.backends import choose_backend
 
             what = f"MLP {self.in_dim}→{self.config.width}×{self.config.n_hidden_layers}→{self.out_dim}"
             impl = choose_backend(what, self.config.backend, device, self._triton_unsupported, self._tcnn_unsupported)
@@ -138,7 +112,7 @@ class MLPConfig(NetworkConfig):
     n_hidden_layers: int = 3
     """Number of hidden layers (a 3×256 MLP has 4 linear layers)."""
     activation: Activation = "relu"
-    """Hidden activation."""
+    """Hidden activation ('softplus_beta100': the β=100 softplus of SDF networks; see ``fields.activations``)."""
     output_activation: OutputActivation = "none"
     """Activation of the last layer (fields usually apply their own head activation instead)."""
     skips: tuple[int, ...] = ()
@@ -150,5 +124,8 @@ class MLPConfig(NetworkConfig):
     bias=False), 'auto' (tcnn if installed and the config fits, else Triton on CUDA, else torch; logged once).
     Fused backends compute in the autocast dtype (else the input dtype; fp32 dots run as tf32)."""
 
-    def setup(self, in_dim: int, out_dim: int, coord_dim: int, max_steps: int = 1) -> MLP:
+    def setup(self, in_dim: int, out_dim: int, coord_dim: int) -> MLP:
         return MLP(in_dim, out_dim, self)
+
+
+__all__ = ["Activation", "MLP", "MLPConfig", "OutputActivation", "activation_fn", "trunc_exp"]

@@ -7,11 +7,13 @@ Fourier features, or NeRF PE without its raw input) are split into ``L`` contigu
     h_1 = MLP_1([x, Γ_1]),            y_1 = head_1(h_1)
     h_l = MLP_l([h_{l−1}, Γ_l]),      y_l = y_{l−1} + g_l·head_l(h_l)
 
-Only the finest output is supervised. Levels switch on progressively: level ``l ≥ 2`` opens at step
-``t_l = (l−1)/(L−1)·schedule_end·T`` and its gate ``g_l`` rises from 0 to 1 along a cosine ramp of
-``ramp·T`` steps, so enabling a level never makes the output jump. Because the outputs are residual,
+Only the finest output is supervised. Levels switch on progressively, as functions of the training
+progress ``p ∈ [0, 1]`` (step / steps of the stage, passed to ``update``): level ``l ≥ 2`` opens at
+``p_l = (l−1)/(L−1)·schedule_end`` and its gate ``g_l`` rises from 0 to 1 along a cosine ramp of length
+``ramp`` (in progress), so enabling a level never makes the output jump. Because the outputs are residual,
 truncating at any level ``l`` (``set_level``) gives a valid lower level of detail; levels beyond the
-truncation are not even evaluated. The step count is a registered buffer (checkpoints restore the gates).
+truncation are not even evaluated. The last progress is a registered buffer (checkpoints restore the
+gates); a run resumed with more steps continues on the longer schedule from its new progress.
 """
 
 import math
@@ -22,7 +24,8 @@ from jaxtyping import Float
 from torch import Tensor, nn
 
 from fieldforge.fields.networks.base import Network, NetworkConfig
-from fieldforge.fields.networks.mlp import Activation, activation_fn
+from fieldforge.fields.activations import HIDDEN_ACTIVATIONS, activation_fn, check_activation
+from fieldforge.fields.networks.mlp import Activation
 
 
 def band_sizes(n_features: int, n_levels: int) -> list[int]:
@@ -52,22 +55,22 @@ class _Level(nn.Module):
 class PINs(Network):
     """Hierarchical residual MLP over frequency bands, with progressive level gates."""
 
-    def __init__(self, in_dim: int, out_dim: int, coord_dim: int, config: "PINsConfig", max_steps: int = 1) -> None:
+    def __init__(self, in_dim: int, out_dim: int, coord_dim: int, config: "PINsConfig") -> None:
         super().__init__(in_dim, out_dim)
         if config.n_levels < 1 or config.layers_per_level < 1:
             raise ValueError("PINs needs n_levels ≥ 1 and layers_per_level ≥ 1")
         if not (0.0 <= config.schedule_end <= 1.0 and config.ramp >= 0.0):
             raise ValueError(f"PINs schedule_end must be in [0, 1] and ramp ≥ 0, got {config.schedule_end}, {config.ramp}")
+        check_activation(config.activation, HIDDEN_ACTIVATIONS, "PINs activation")
         self.config = config
         self.coord_dim = coord_dim
-        self.max_steps = max(1, int(max_steps))
         self.sizes = band_sizes(in_dim, config.n_levels)
         levels = []
         for i, size in enumerate(self.sizes):  # built in order: level l's init never depends on L
             first_in = coord_dim if i == 0 else config.width
             levels.append(_Level(first_in + size, config.width, config.layers_per_level, out_dim, config.activation))
         self.levels = nn.ModuleList(levels)
-        self.register_buffer("progress_step", torch.zeros((), dtype=torch.int64))
+        self.register_buffer("progress", torch.zeros((), dtype=torch.float64))  # of the last update, in [0, 1]
         self.max_level: int | None = None
 
     @property
@@ -81,15 +84,15 @@ class PINs(Network):
         self.max_level = level
 
     def level_start(self, level: int) -> float:
-        """Step at which 1-based ``level`` starts to open (level 1 is always on)."""
+        """Progress (fraction of training) at which 1-based ``level`` starts to open (level 1 is always on)."""
         if level <= 1 or self.n_levels == 1:
             return 0.0
-        return (level - 1) / (self.n_levels - 1) * self.config.schedule_end * self.max_steps
+        return (level - 1) / (self.n_levels - 1) * self.config.schedule_end
 
-    def gates(self, step: int | None = None) -> list[float]:
-        """Gate ``g_l ∈ [0, 1]`` of every level at ``step`` (default: the current step)."""
-        t = int(self.progress_step) if step is None else step
-        ramp = self.config.ramp * self.max_steps
+    def gates(self, progress: float | None = None) -> list[float]:
+        """Gate ``g_l ∈ [0, 1]`` of every level at ``progress`` (default: the progress of the last update)."""
+        t = float(self.progress) if progress is None else float(progress)
+        ramp = self.config.ramp
         out = []
         for level in range(1, self.n_levels + 1):
             start = self.level_start(level)
@@ -122,8 +125,8 @@ class PINs(Network):
             outputs.append(y)
         return outputs
 
-    def update(self, step: int, coords: Tensor | None = None, per_sample_loss: Tensor | None = None) -> None:
-        self.progress_step.fill_(int(step))
+    def update(self, progress: float, coords: Tensor | None = None, per_sample_loss: Tensor | None = None) -> None:
+        self.progress.fill_(float(progress))
 
 
 @dataclass(frozen=True)
@@ -139,9 +142,9 @@ class PINsConfig(NetworkConfig):
     activation: Activation = "relu"
     """Hidden activation."""
     schedule_end: float = 0.5
-    """Fraction of training at which the last level starts to open (levels open at equal intervals before it)."""
+    """Progress (fraction of training) at which the last level starts to open (levels open at equal intervals before it)."""
     ramp: float = 0.05
     """Length of each level's cosine warm-up ramp, as a fraction of training (0: hard switch)."""
 
-    def setup(self, in_dim: int, out_dim: int, coord_dim: int, max_steps: int = 1) -> PINs:
-        return PINs(in_dim, out_dim, coord_dim, self, max_steps)
+    def setup(self, in_dim: int, out_dim: int, coord_dim: int) -> PINs:
+        return PINs(in_dim, out_dim, coord_dim, self)

@@ -15,7 +15,7 @@ from torch import Tensor, nn
 
 from fieldforge.fields.encodings.grids import param_group
 from fieldforge.fields.networks.base import Network, NetworkConfig
-from fieldforge.fields.networks.mlp import OutputActivation, activation_fn
+from fieldforge.fields.activations import OUTPUT_ACTIVATIONS, OutputActivation, activation_fn, check_activation
 
 
 def gaussian_rbf(
@@ -33,6 +33,7 @@ class RBFNetwork(Network):
 
     def __init__(self, in_dim: int, out_dim: int, config: "RBFConfig") -> None:
         super().__init__(in_dim, out_dim)
+        check_activation(config.output_activation, OUTPUT_ACTIVATIONS, "RBF output activation")
         self.config = config
         k = config.n_kernels
         self.centers = nn.Parameter(torch.empty(k, in_dim).uniform_(-config.center_init, config.center_init))
@@ -73,5 +74,5 @@ class RBFConfig(NetworkConfig):
     weight_decay: float | None = None
     """Weight decay of the decoder (None: the optimizer's; GNF's SDF setting: 1e-4)."""
 
-    def setup(self, in_dim: int, out_dim: int, coord_dim: int, max_steps: int = 1) -> RBFNetwork:
+    def setup(self, in_dim: int, out_dim: int, coord_dim: int) -> RBFNetwork:
         return RBFNetwork(in_dim, out_dim, self)

@@ -57,5 +57,5 @@ class SirenConfig(NetworkConfig):
     hidden_omega: float = 30.0
     """ω of the later sine layers (also scales their initialization)."""
 
-    def setup(self, in_dim: int, out_dim: int, coord_dim: int, max_steps: int = 1) -> Siren:
+    def setup(self, in_dim: int, out_dim: int, coord_dim: int) -> Siren:
         return Siren(in_dim, out_dim, self)

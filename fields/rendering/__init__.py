@@ -15,7 +15,8 @@ from fieldforge.fields.rendering.sampling import (
     ray_aabb_intersect,
     uniform_samples,
 )
-from fieldforge.fields.rendering.volume import RenderOutputs, accumulate_along_rays, render_weights, volume_render
+from fieldforge.fields.rendering.volume import RenderOutputs, accumulate_along_rays, volume_render
+from fieldforge.fields.rendering.weights import ray_offsets, render_weights
 
 __all__ = [
     "OccupancyGrid",
@@ -34,6 +35,7 @@ __all__ = [
     "ndc_rays",
     "pixel_grid",
     "ray_aabb_intersect",
+    "ray_offsets",
     "render_weights",
     "uncontract",
     "undistort",

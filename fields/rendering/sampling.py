@@ -9,8 +9,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
-from jaxtyping import Bool, Float, Int
+from jaxtyping import Bool, Float
 from torch import Tensor
+
+from fieldforge.fields.rendering.weights import ray_offsets, render_weights
 
 SigmaFn = Callable[[Tensor, Tensor, Tensor], Tensor]
 """``sigma_fn(t_starts, t_ends, ray_indices) → σ (m,)``."""
@@ -174,8 +176,6 @@ def filter_samples(
 
 def prune_mask(samples: RaySamples, sigmas: Float[Tensor, " m"], alpha_thre: float, early_stop_eps: float) -> Bool[Tensor, " m"]:
     """Samples to keep: ``alpha ≥ alpha_thre`` and transmittance before the sample ``≥ early_stop_eps``."""
-    from fieldforge.fields.rendering.volume import render_weights
-
     _, trans, alphas = render_weights(samples.t_starts, samples.t_ends, sigmas, samples.ray_indices, samples.n_rays)
     keep = trans >= early_stop_eps
     if alpha_thre > 0:
@@ -183,7 +183,15 @@ def prune_mask(samples: RaySamples, sigmas: Float[Tensor, " m"], alpha_thre: flo
     return keep
 
 
-def ray_offsets(ray_indices: Int[Tensor, " m"], n_rays: int) -> Int[Tensor, " n"]:
-    """Index of each ray's first sample in the packed arrays (``counts.cumsum − counts``)."""
-    counts = torch.bincount(ray_indices, minlength=n_rays)
-    return torch.cumsum(counts, 0) - counts
+__all__ = [
+    "OccupiedFn",
+    "RaySamples",
+    "SigmaFn",
+    "edge_samples",
+    "filter_samples",
+    "march_rays",
+    "prune_mask",
+    "ray_aabb_intersect",
+    "ray_offsets",
+    "uniform_samples",
+]

@@ -1,12 +1,10 @@
 """Volume rendering of packed samples (Max 1995; NeRF's quadrature).
 
 For sample k of a ray with density σ_k over an interval of length δ_k:
-``α_k = 1 − exp(−σ_k δ_k)``, ``T_k = exp(−Σ_{j<k} σ_j δ_j)``, ``w_k = T_k α_k``.
+``α_k = 1 − exp(−σ_k δ_k)``, ``T_k = exp(−Σ_{j<k} σ_j δ_j)``, ``w_k = T_k α_k`` (:func:`render_weights`, in
+``fields.rendering.weights``, shared with the sampler's pruning).
 Colour ``C = Σ w_k c_k + (1 − Σ w_k)·background``, opacity ``A = Σ w_k``, expected depth
 ``D = Σ w_k t_k / A`` (t_k the interval midpoint; 0 where A = 0).
-
-The per-ray exclusive sums run in float64 over the packed array, so millions of samples keep full
-float32 accuracy in each ray's transmittance.
 """
 
 from collections.abc import Callable
@@ -16,30 +14,11 @@ import torch
 from jaxtyping import Float, Int
 from torch import Tensor
 
-from fieldforge.fields.rendering.sampling import RaySamples, ray_offsets
+from fieldforge.fields.rendering.sampling import RaySamples
+from fieldforge.fields.rendering.weights import render_weights
 
 RgbSigmaFn = Callable[[Tensor, Tensor, Tensor], tuple[Tensor, Tensor]]
 """``rgb_sigma_fn(t_starts, t_ends, ray_indices) → (rgb (m, 3), σ (m,))``."""
-
-
-def render_weights(
-    t_starts: Float[Tensor, " m"],
-    t_ends: Float[Tensor, " m"],
-    sigmas: Float[Tensor, " m"],
-    ray_indices: Int[Tensor, " m"],
-    n_rays: int,
-) -> tuple[Float[Tensor, " m"], Float[Tensor, " m"], Float[Tensor, " m"]]:
-    """``(weights, transmittance, alphas)`` per packed sample; ``ray_indices`` must be sorted."""
-    optical = sigmas * (t_ends - t_starts)
-    alphas = 1.0 - torch.exp(-optical)
-    if optical.numel() == 0:
-        return optical, optical, alphas
-    cs = torch.cumsum(optical.double(), dim=0)
-    first = ray_offsets(ray_indices, n_rays)[ray_indices]
-    base = torch.where(first > 0, cs[(first - 1).clamp(min=0)], torch.zeros_like(cs))
-    exclusive = (cs - optical.double() - base).clamp(min=0.0)
-    trans = torch.exp(-exclusive).to(sigmas.dtype)
-    return trans * alphas, trans, alphas
 
 
 def accumulate_along_rays(
@@ -91,3 +70,6 @@ def volume_render(
     if background is not None:
         rgb = rgb + (1.0 - opacity)[:, None] * background.to(rgb)
     return RenderOutputs(rgb, opacity, depth, weights, samples.n_samples)
+
+
+__all__ = ["RenderOutputs", "RgbSigmaFn", "accumulate_along_rays", "render_weights", "volume_render"]

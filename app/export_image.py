@@ -1,21 +1,19 @@
-"""Exporters: load a trained field from its run directory and write images (later: meshes, videos)."""
+"""``fieldforge export image``: an image field rendered at any resolution (PNG / EXR), a PINs level of detail,
+or SAPE's frequency map."""
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-import imageio.v3 as iio
 import numpy as np
 import torch
 from torch import Tensor
 
 from fieldforge.app.atomic import atomic_write_bytes
-from fieldforge.app.checkpoint import load_weights
-from fieldforge.app.config import ImageTrainConfig
+from fieldforge.app.loader import load_run
 from fieldforge.app.runs import RunDir
-from fieldforge.app.train import build_image_field
 from fieldforge.data.errors import InputError
+from fieldforge.data.formats import encode_png
 from fieldforge.data.images import decode, encode_image
 from fieldforge.data.samplers import pixel_coords
 from fieldforge.fields.capabilities import HasLevels, HasProgressMap
@@ -27,7 +25,7 @@ from fieldforge.fields.metrics import psnr
 class ExportImageConfig:
     """Render an image field at any resolution (scale > 1 is super-resolution)."""
 
-    run: Path = Path("")
+    run: Path
     """Run directory of an image field."""
     scale: float = 1.0
     """Output size relative to the training image."""
@@ -45,27 +43,11 @@ class ExportImageConfig:
     """Instead of the image, write the SAPE mask-level map (bright = more frequencies unmasked) as a grayscale PNG."""
 
 
-def load_image_field(run: RunDir, step: int | None = None) -> tuple[ImageTrainConfig, Field, dict, int]:
-    config = run.read_config()
-    if not isinstance(config, ImageTrainConfig):
-        raise InputError(run.path, f"not an image run (its config is {type(config).__name__})")
-    info = json.loads((run.path / "data.json").read_text())
-    ckpts = dict(run.checkpoints())
-    if not ckpts:
-        raise InputError(run.path, "run has no checkpoint yet")
-    chosen = max(ckpts) if step is None else step
-    if chosen not in ckpts:
-        raise InputError(run.path, f"no checkpoint at step {step} (have {sorted(ckpts)})")
-    field = build_image_field(config, info["channels"])
-    load_weights(ckpts[chosen], field)
-    return config, field.eval(), info, chosen
-
-
 def export_image(config: ExportImageConfig) -> tuple[Path, dict[str, float]]:
-    run = RunDir.open(config.run)
     if not config.scale > 0:
         raise InputError(None, f"--scale must be positive, got {config.scale}")
-    train_config, field, info, step = load_image_field(run, config.step)
+    loaded = load_run(config.run, config.step, kinds=("image",))
+    run, train_config, field, info, step = loaded.run, loaded.config, loaded.model, loaded.info, loaded.step
     h, w = max(1, round(info["height"] * config.scale)), max(1, round(info["width"] * config.scale))
     coords = pixel_coords(info["height"], info["width"], config.scale)
     if config.sape_map:
@@ -95,7 +77,7 @@ def _truncate(field: Field, level: int, run: RunDir) -> None:
     """Limit a level-of-detail component (``HasLevels``) to levels ``1..level``."""
     parts = [m for m in (field.network, field.encoding) if isinstance(m, HasLevels)]
     if not parts:
-        raise InputError(run.path, f"--level needs a field with levels (PINs); this run uses {type(field.network).__name__}")
+        raise InputError(run.path, "--level needs a field with levels (the pins method); this run's network has none")
     if not 1 <= level <= parts[0].n_levels:
         raise InputError(None, f"--level must be in 1..{parts[0].n_levels}, got {level}")
     parts[0].set_level(level)
@@ -110,12 +92,12 @@ def progress_map_image(grid: Tensor, coords: Tensor) -> np.ndarray:
 
 def _export_progress_map(config: ExportImageConfig, run: RunDir, field: Field, coords: Tensor, h: int, w: int, step: int) -> tuple[Path, dict[str, float]]:
     if not isinstance(field.encoding, HasProgressMap):
-        raise InputError(run.path, f"--sape-map needs a SAPE encoding; this run uses {type(field.encoding).__name__}")
+        raise InputError(run.path, "--sape-map needs a SAPE encoding (the sape method, or --encoding sape); this run has none")
     if config.format != "png":
         raise InputError(None, "--sape-map writes a PNG; drop --format exr")
     grid = field.encoding.progress_map()
     values = progress_map_image(grid, coords).reshape(h, w)
-    png = iio.imwrite("<bytes>", np.round(values * 255.0).astype(np.uint8), extension=".png")
+    png = encode_png(values)  # the map's values in [0, 1] as 8-bit grey, as they are
     out = config.output or run.exports_dir / "sape-map.png"
     atomic_write_bytes(out, png)
     metrics = {"step": step, "height": h, "width": w, "mean_unmasked": float(grid.mean()), "cells_at_max": float((grid >= 1.0).float().mean())}

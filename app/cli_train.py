@@ -1,0 +1,187 @@
+"""``fieldforge train <task>``: one command shape for every task in the registry.
+
+The options come from the task's run config (tyro), with the defaults of the chosen method: ``--method``
+(and ``--encoding`` / ``--network``) are read before parsing, so ``--help`` after them shows that
+preset's values. ``--resume RUN`` takes only the options a resumed run can honour.
+"""
+
+import dataclasses
+from collections.abc import Sequence
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import tyro
+
+from fieldforge.app.tasks import TASKS, get_task
+from fieldforge.app.tasks.base import TaskDefinition
+from fieldforge.data.errors import InputError
+
+TYRO_CONF = (tyro.conf.AvoidSubcommands, tyro.conf.FlagConversionOff)
+
+ENCODING_NAMES = {
+    "identity": "IdentityEncodingConfig",
+    "frequency": "FrequencyEncodingConfig",
+    "fourier": "FourierEncodingConfig",
+    "hashgrid": "HashGridEncodingConfig",
+    "c2f-frequency": "CoarseToFineFrequencyConfig",
+    "c2f-fourier": "CoarseToFineFourierConfig",
+    "sape": "SAPEConfig",
+}
+"""``--encoding NAME`` → config class in ``fieldforge.fields.encodings`` (its defaults replace the preset's encoding)."""
+NETWORK_NAMES = {"mlp": "MLPConfig", "cam": "CAMConfig", "rbf": "RBFConfig", "pins": "PINsConfig", "siren": "SirenConfig"}
+"""``--network NAME`` → config class in ``fieldforge.fields.networks``."""
+
+RESUME_OPTIONS = ("--resume", "--steps", "--progress")
+"""What ``--resume`` honours: the run's saved config is used for everything else."""
+
+ALIASES = {"--capture.": "--"}
+"""Old spellings kept: ``train nerf --capture.downscale 2`` is ``--downscale 2`` (same option on every task)."""
+
+
+def pop_option(argv: list[str], name: str) -> tuple[list[str], str | None]:
+    """Remove ``--name VALUE`` / ``--name=VALUE`` from ``argv``; the last value wins."""
+    out, value, i = [], None, 0
+    while i < len(argv):
+        arg = argv[i]
+        if arg == name and i + 1 < len(argv):
+            value, i = argv[i + 1], i + 2
+            continue
+        if arg.startswith(name + "="):
+            value = arg.split("=", 1)[1]
+        else:
+            out.append(arg)
+        i += 1
+    return out, value
+
+
+def peek_option(argv: Sequence[str], name: str) -> str | None:
+    """The value of ``--name`` in ``argv`` (last wins), without removing it."""
+    return pop_option(list(argv), name)[1]
+
+
+def option_names(argv: Sequence[str]) -> list[str]:
+    return [a.split("=", 1)[0] for a in argv if a.startswith("--")]
+
+
+def with_aliases(argv: list[str]) -> list[str]:
+    out = []
+    for arg in argv:
+        for old, new in ALIASES.items():
+            if arg.startswith(old):
+                arg = new + arg[len(old) :]
+        out.append(arg)
+    return out
+
+
+def swap_components(argv: list[str], config: Any) -> tuple[list[str], Any]:
+    """Pre-read ``--encoding NAME`` / ``--network NAME``: swap that component of the preset's field for the
+    named type with its own defaults, so ``--field.encoding.*`` / ``--field.network.*`` (and --help) then
+    address the new type."""
+    import fieldforge.fields.encodings as encodings
+    import fieldforge.fields.networks as networks
+
+    argv, encoding = pop_option(argv, "--encoding")
+    argv, network = pop_option(argv, "--network")
+    field = config.field
+    for value, names, module, attr, flag in ((encoding, ENCODING_NAMES, encodings, "encoding", "--encoding"),
+                                             (network, NETWORK_NAMES, networks, "network", "--network")):
+        if value is None:
+            continue
+        if value not in names:
+            raise InputError(None, f"unknown {flag} {value!r}; choose one of: {', '.join(names)}")
+        cls = getattr(module, names[value])
+        current = getattr(field, attr)
+        if not isinstance(current, cls):
+            field = replace(field, **{attr: carry_mlp(current, cls)})
+    return argv, replace(config, field=field)
+
+
+def carry_mlp(current: Any, cls: type) -> Any:
+    """A default ``cls`` that keeps the preset's MLP where both sides have one (e.g. ngp's 2×64 MLP → CAM)."""
+    from fieldforge.fields.networks import MLPConfig
+
+    inner = current if isinstance(current, MLPConfig) else getattr(current, "mlp", None)
+    if cls is MLPConfig and isinstance(inner, MLPConfig):
+        return inner
+    if isinstance(inner, MLPConfig) and any(f.name == "mlp" for f in dataclasses.fields(cls)):
+        return cls(mlp=inner)
+    return cls()
+
+
+def method_list(task: TaskDefinition, default: str) -> str:
+    width = max(len(m) for m in task.methods)
+    lines = [f"  {name:<{width}}  {preset.description}" + ("  [default]" if name == default else "") for name, preset in task.methods.items()]
+    return "\n".join(lines)
+
+
+def help_text(task: TaskDefinition, default_method: str) -> str:
+    doc = (task.config_type.__doc__ or "").strip()
+    return (
+        f"{doc}\n\nMethods (--method NAME; its values become the defaults below):\n{method_list(task, default_method)}\n\n"
+        f"--encoding {{{','.join(ENCODING_NAMES)}}} and --network {{{','.join(NETWORK_NAMES)}}} swap that component of the "
+        "method for the named type with its defaults (--help after them lists its options).\n"
+        f"--resume RUN continues a run with its saved config (only {', '.join(RESUME_OPTIONS[1:])} may be given with it)."
+    )
+
+
+def usage() -> str:
+    lines = ["usage: fieldforge train <task> [options]   (fieldforge train <task> --help for its options)", "", "tasks:"]
+    lines += [f"  {name:<8} {entry.summary}" for name, entry in TASKS.items()]
+    return "\n".join(lines)
+
+
+@dataclasses.dataclass(frozen=True)
+class ResumeOptions:
+    """Continue a run from its newest checkpoint with its saved config."""
+
+    resume: Path
+    """Run directory to continue."""
+    steps: int | None = None
+    """New total number of steps (extends the run; progressive schedules re-time to it)."""
+    progress: bool | None = None
+    """Show a progress bar (default: as the run was started)."""
+
+
+def parse_resume(argv: list[str], prog: str) -> ResumeOptions:
+    refused = sorted({name for name in option_names(argv) if name not in RESUME_OPTIONS and name not in ("-h", "--help")})
+    if refused:
+        raise InputError(
+            None, f"--resume continues a run with its saved config and cannot change {', '.join(refused)} "
+            f"(only {', '.join(RESUME_OPTIONS[1:])} may be given with it; start a new run to change the others)",
+        )
+    return tyro.cli(ResumeOptions, args=argv, prog=prog, config=TYRO_CONF)
+
+
+def parse_train(task: TaskDefinition, argv: list[str], prog: str) -> Any:
+    """The run config of ``fieldforge train <task> ARGV`` (``--data`` required)."""
+    import torch
+
+    from fieldforge.app.trainer import resolve_device
+
+    argv, method = pop_option(with_aliases(argv), "--method")
+    device_name = peek_option(argv, "--device") or "auto"
+    if device_name not in ("auto", "cpu", "cuda"):
+        raise InputError(None, f"--device must be auto, cpu or cuda, got {device_name!r}")
+    device = resolve_device(device_name) if device_name != "cuda" else torch.device("cuda")
+    default = task.default_config(method, device)
+    default = task.adjust_from_argv(default, argv)
+    argv, default = swap_components(argv, default)
+    description = help_text(task, task.default_method(device))
+    config = tyro.cli(task.config_type, default=replace(default, data=tyro.MISSING), args=argv, prog=prog, config=TYRO_CONF,
+                      description=description)
+    return config
+
+
+def train_command(task_name: str, argv: list[str], prog: str) -> int:
+    from fieldforge.app.train import ResumeOverrides, resume, train
+
+    task = get_task(task_name)
+    if peek_option(argv, "--resume") is not None:
+        options = parse_resume(argv, prog)
+        run, metrics = resume(options.resume, ResumeOverrides(options.steps, options.progress))
+    else:
+        run, metrics = train(parse_train(task, argv, prog))
+    config = run.read_config()
+    print(task.summary_line(config, metrics, run.path))
+    return 0
