@@ -19,18 +19,16 @@ from fieldforge.data.errors import InputError
 
 TYRO_CONF = (tyro.conf.AvoidSubcommands, tyro.conf.FlagConversionOff)
 
-ENCODING_NAMES = {
-    "identity": "IdentityEncodingConfig",
-    "frequency": "FrequencyEncodingConfig",
-    "fourier": "FourierEncodingConfig",
-    "hashgrid": "HashGridEncodingConfig",
-    "c2f-frequency": "CoarseToFineFrequencyConfig",
-    "c2f-fourier": "CoarseToFineFourierConfig",
-    "sape": "SAPEConfig",
-}
-"""``--encoding NAME`` → config class in ``fieldforge.fields.encodings`` (its defaults replace the preset's encoding)."""
-NETWORK_NAMES = {"mlp": "MLPConfig", "cam": "CAMConfig", "rbf": "RBFConfig", "pins": "PINsConfig", "siren": "SirenConfig"}
-"""``--network NAME`` → config class in ``fieldforge.fields.networks``."""
+def component_names() -> tuple[dict[str, type], dict[str, type]]:
+    """``--encoding NAME`` / ``--network NAME`` → config class: every config that declares a ``cli_name``."""
+    from fieldforge.fields.encodings import ENCODING_CONFIGS
+    from fieldforge.fields.networks import NETWORK_CONFIGS
+
+    def named(configs) -> dict[str, type]:
+        return {c.cli_name: c for c in configs if c.cli_name is not None}
+
+    return named(ENCODING_CONFIGS), named(NETWORK_CONFIGS)
+
 
 RESUME_OPTIONS = ("--resume", "--steps", "--progress")
 """What ``--resume`` honours: the run's saved config is used for everything else."""
@@ -78,19 +76,16 @@ def swap_components(argv: list[str], config: Any) -> tuple[list[str], Any]:
     """Pre-read ``--encoding NAME`` / ``--network NAME``: swap that component of the preset's field for the
     named type with its own defaults, so ``--field.encoding.*`` / ``--field.network.*`` (and --help) then
     address the new type."""
-    import fieldforge.fields.encodings as encodings
-    import fieldforge.fields.networks as networks
-
+    encodings, networks = component_names()
     argv, encoding = pop_option(argv, "--encoding")
     argv, network = pop_option(argv, "--network")
     field = config.field
-    for value, names, module, attr, flag in ((encoding, ENCODING_NAMES, encodings, "encoding", "--encoding"),
-                                             (network, NETWORK_NAMES, networks, "network", "--network")):
+    for value, names, attr in ((encoding, encodings, "encoding"), (network, networks, "network")):
         if value is None:
             continue
         if value not in names:
-            raise InputError(None, f"unknown {flag} {value!r}; choose one of: {', '.join(names)}")
-        cls = getattr(module, names[value])
+            raise InputError(None, f"unknown --{attr} {value!r}; choose one of: {', '.join(names)}")
+        cls = names[value]
         current = getattr(field, attr)
         if not isinstance(current, cls):
             field = replace(field, **{attr: carry_mlp(current, cls)})
@@ -117,9 +112,10 @@ def method_list(task: TaskDefinition, default: str) -> str:
 
 def help_text(task: TaskDefinition, default_method: str) -> str:
     doc = (task.config_type.__doc__ or "").strip()
+    encodings, networks = component_names()
     return (
         f"{doc}\n\nMethods (--method NAME; its values become the defaults below):\n{method_list(task, default_method)}\n\n"
-        f"--encoding {{{','.join(ENCODING_NAMES)}}} and --network {{{','.join(NETWORK_NAMES)}}} swap that component of the "
+        f"--encoding {{{','.join(encodings)}}} and --network {{{','.join(networks)}}} swap that component of the "
         "method for the named type with its defaults (--help after them lists its options).\n"
         f"--resume RUN continues a run with its saved config (only {', '.join(RESUME_OPTIONS[1:])} may be given with it)."
     )

@@ -23,15 +23,17 @@ class OptimizerConfig:
     lr: float = 1e-3
     """Peak learning rate."""
     schedule: Literal["exponential", "cosine", "constant"] = "exponential"
-    """Decay from ``lr`` to ``lr·final_lr_ratio`` over training."""
+    """Decay from lr to lr·final-lr-ratio over training (per stage)."""
     final_lr_ratio: float = 0.1
     """Final learning rate as a fraction of the peak."""
     warmup_steps: int = 0
     """Linear warm-up steps."""
     betas: tuple[float, float] = (0.9, 0.99)
+    """Adam β₁, β₂ (instant-ngp: 0.9, 0.99)."""
     eps: float = 1e-15
     """Adam ε (instant-ngp uses 1e-15 so tiny gradients of rarely-hit grid cells still move)."""
     weight_decay: float = 0.0
+    """L2 weight decay of every parameter group that sets none of its own."""
 
 
 @dataclass(frozen=True)

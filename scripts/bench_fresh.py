@@ -6,15 +6,14 @@ untrained renders (several seeds); then every candidate is trained with the fami
 Reported: PSNR of FreSh's pick minus the best grid PSNR, and FreSh's selection time as a fraction of one
 training run. Example (CPU):
     python scripts/bench_fresh.py --families ff,siren --count 2 --downscale 8 --steps 300
+FreSh is the image task's own selection (``TASK.select_fresh``, what ``fieldforge train image --fresh`` runs);
+every training run is a ``fieldforge train image`` run (``fieldforge.app.train.train``) in a temporary folder.
 Writes a rich table to stdout and JSON to scripts/results/bench_fresh[-TAG].json.
 """
 
 import argparse
 import json
-import platform
-import sys
 import tempfile
-import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -23,77 +22,48 @@ import torch
 from rich.console import Console
 from rich.table import Table
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from bench_common import (  # noqa: F401  (DEFAULT_IMAGES, ROOT, holdout_mask, list_images: bench_progressive imports them from here)
+    DEFAULT_IMAGES,
+    ROOT,
+    Probe,
+    cpu_name,
+    fit_image,
+    holdout_mask,
+    image_bench_config,
+    list_images,
+    public_args,
+    train_probed,
+)
 
-from fieldforge.app.config import ImageTrainConfig, image_train_config  # noqa: E402
-from fieldforge.app.fresh_image import select_image_field  # noqa: E402
-from fieldforge.app.image_task import ImageTask  # noqa: E402
-from fieldforge.app.runs import RunDir  # noqa: E402
-from fieldforge.app.train import build_image_field  # noqa: E402
-from fieldforge.app.trainer import Trainer, resolve_device  # noqa: E402
-from fieldforge.data.images import load_image  # noqa: E402
-from fieldforge.data.samplers import PixelSampler  # noqa: E402
-from fieldforge.fields.fresh import FreshConfig, candidate_configs  # noqa: E402
-from fieldforge.fields.metrics import psnr  # noqa: E402
-
-DEFAULT_IMAGES = ROOT.parent / "shared" / "data" / "kodak"
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".exr")
-
-
-class SubsetSampler(PixelSampler):
-    """Draws training batches only from the pixels in ``train_mask`` ``(h, w)``; evaluation still sees every pixel."""
-
-    def __init__(self, image: torch.Tensor, train_mask: torch.Tensor, batch_size: int, device, seed: int = 0) -> None:
-        super().__init__(image, batch_size, device, seed)
-        self.train_index = torch.nonzero(train_mask.reshape(-1)).reshape(-1)
-
-    def sample(self):
-        pick = torch.randint(0, self.train_index.shape[0], (self.batch_size,), generator=self.generator)
-        index = self.train_index[pick]
-        return self.coords_of(index).to(self.device), self.pixels[index].to(self.device)
+from fieldforge.app.tasks.image import TASK, ImageTrainConfig
+from fieldforge.app.trainer import resolve_device
+from fieldforge.data.images import ImageData
+from fieldforge.fields.fresh import FreshConfig, FreshResult, candidate_configs
 
 
-def holdout_mask(height: int, width: int) -> torch.Tensor:
-    """Tancik et al.'s split: train on every second pixel in both axes (25%), test on the other 75%."""
-    mask = torch.zeros(height, width, dtype=torch.bool)
-    mask[::2, ::2] = True
-    return mask
-
-
-def fit_config(config: ImageTrainConfig, target: torch.Tensor, device: str, train_mask: torch.Tensor | None = None) -> dict:
-    """Train ``config`` on ``target`` ``(h, w, c)`` without writing checkpoints; PSNR/SSIM/time/params.
+def fit_config(config: ImageTrainConfig, train_mask: torch.Tensor | None = None) -> dict:
+    """Train ``config`` (its ``data`` and ``downscale`` name the image) in a temporary folder; PSNR/SSIM/time/params.
 
     With ``train_mask``, only those pixels are trained on; ``psnr`` is then over the held-out pixels and
     ``train_psnr`` over the training ones."""
-    dev = resolve_device(device)
-    field = build_image_field(config, target.shape[-1]).to(dev)
-    bs, seed = config.trainer.batch_size, config.trainer.seed
-    sampler = PixelSampler(target, bs, dev, seed=seed) if train_mask is None else SubsetSampler(target, train_mask, bs, dev, seed=seed)
-    task = ImageTask(field, sampler, target, config.loss)
-    with tempfile.TemporaryDirectory() as tmp:
-        trainer = Trainer(config.trainer, config.optim, task, RunDir(Path(tmp)), dev)
-        trainer.save = lambda: None  # type: ignore[method-assign]
-        t0 = time.perf_counter()
-        metrics = trainer.train()
-        seconds = time.perf_counter() - t0
-    out = {"psnr": metrics["psnr"], "ssim": metrics["ssim"], "seconds": seconds, "params": field.num_parameters()}
-    if train_mask is not None:
-        render = task.last_render
-        out["train_psnr"] = psnr(render[train_mask], target[train_mask])
-        out["psnr"] = psnr(render[~train_mask], target[~train_mask])
-        out["all_psnr"] = metrics["psnr"]
-    return out
+    return fit_image(config, train_mask)[0]
 
 
 def bench_config(method: str, steps: int, batch_size: int, seed: int, device: str) -> ImageTrainConfig:
-    base = image_train_config(method)
-    return replace(base, trainer=replace(base.trainer, steps=steps, batch_size=batch_size, eval_every=0, checkpoint_every=0,
-                                         log_every=10**9, progress=False, seed=seed, device=device))
+    return image_bench_config(method, steps, batch_size, seed, device)
 
 
-def list_images(folder: Path, count: int) -> list[Path]:
-    return sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)[:count]
+def select(config: ImageTrainConfig, image: ImageData, device: str) -> FreshResult:
+    """FreSh's ranking of the candidates of ``config.fresh_search`` on ``image`` (the task's own selection,
+    as ``fieldforge train image --fresh`` runs it)."""
+    _, result, _ = TASK.select_fresh(config, image, TASK.run_info(config, image), resolve_device(device))
+    return result
+
+
+def machine(device: str) -> str:
+    if resolve_device(device).type == "cuda":
+        return torch.cuda.get_device_name()
+    return f"CPU ({cpu_name()}, {torch.get_num_threads()} threads, shared)"
 
 
 def spearman(a: list[float], b: list[float]) -> float:
@@ -103,28 +73,16 @@ def spearman(a: list[float], b: list[float]) -> float:
 
 def projection(family: str, image: Path, fresh: FreshConfig, steps: int, batch_size: int, probe_steps: int, device: str) -> dict:
     """FreSh's cost relative to a default-length training run at full resolution: selection is timed in full;
-    the training run is timed for ``probe_steps`` steps and extrapolated to ``steps``."""
-    config = replace(bench_config(family, probe_steps, batch_size, 0, device), fresh_search=fresh)
-    target = load_image(image).encoded()
-    _, result = select_image_field(config, target, resolve_device(device))
-    dev = resolve_device(device)
-    field = build_image_field(config, target.shape[-1]).to(dev)
-    task = ImageTask(field, PixelSampler(target, batch_size, dev, seed=0), target, config.loss)
+    the training run is timed for ``probe_steps`` steps after one warm-up step and extrapolated to ``steps``."""
+    config = replace(bench_config(family, probe_steps + 1, batch_size, 0, device), data=image, fresh_search=fresh)
+    picture = TASK.prepare(config)
+    result = select(config, picture, device)
+    probe = Probe(evaluate_at_stop=False)  # times the steps, then ends the run before its final evaluation
     with tempfile.TemporaryDirectory() as tmp:
-        trainer = Trainer(config.trainer, config.optim, task, RunDir(Path(tmp)), dev)
-        trainer.task.train_step(0)  # warm-up
-        t0 = time.perf_counter()
-        for step in range(probe_steps):
-            r = task.train_step(step)
-            trainer.optimizer.zero_grad(set_to_none=True)
-            r.loss.backward()
-            trainer.optimizer.step()
-            field.update((step + 1) / probe_steps, r.coords, r.per_sample_loss.detach() if r.per_sample_loss is not None else None)
-        if dev.type == "cuda":
-            torch.cuda.synchronize()
-        step_s = (time.perf_counter() - t0) / probe_steps
+        train_probed(replace(config, trainer=replace(config.trainer, output_dir=Path(tmp))), probe)
+    step_s = (probe.seconds - probe.first_step_seconds) / probe_steps
     train_s = step_s * steps
-    return {"family": family, "image": image.name, "resolution": f"{target.shape[1]}x{target.shape[0]}", "candidates": len(result.ranking),
+    return {"family": family, "image": image.name, "resolution": f"{picture.width}x{picture.height}", "candidates": len(result.ranking),
             "seeds": fresh.seeds, "selection_s": result.seconds, "step_s": step_s, "steps": steps, "batch_size": batch_size,
             "train_s_extrapolated": train_s, "selection_fraction": result.seconds / train_s, "fresh_pick": result.best.value}
 
@@ -176,7 +134,7 @@ def main() -> None:
         console.print(table)
         out = ROOT / "scripts" / "results" / f"bench_fresh-projection{('-' + args.tag) if args.tag else ''}.json"
         out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps({"args": {k: str(v) for k, v in vars(args).items()}, "runs": prows}, indent=1))
+        out.write_text(json.dumps({"args": public_args(args), "device": machine(args.device), "runs": prows}, indent=1))
         console.print(f"wrote {out}")
         return
     rows, summary = [], {}
@@ -188,14 +146,16 @@ def main() -> None:
         config = replace(config, fresh_search=fresh)
         parameter, candidates = candidate_configs(config.field, values)
         for path in images:
-            target = load_image(path, downscale=args.downscale).encoded()
-            mask = holdout_mask(*target.shape[:2]) if args.protocol == "holdout" else None
-            known = target if mask is None else target[::2, ::2]  # FreSh only sees what training sees
-            _, result = select_image_field(config, known, resolve_device(args.device))
+            config = replace(config, data=path, downscale=args.downscale)
+            image = TASK.prepare(config)
+            mask = holdout_mask(image.height, image.width) if args.protocol == "holdout" else None
+            # FreSh only sees what training sees
+            known = image if mask is None else ImageData(image.pixels[::2, ::2], image.path, image.transfer, image.has_alpha)
+            result = select(config, known, args.device)
             console.print(f"[bold]{family}[/] {path.name}: FreSh picks {result.best.label} in {result.seconds:.1f} s")
             grid = []
             for label, value, field in candidates:
-                r = fit_config(replace(config, field=field), target, args.device, mask)
+                r = fit_config(replace(config, field=field), mask)
                 grid.append({"label": label, "value": value, **r})
                 console.print(f"  {label}: {r['psnr']:.2f} dB in {r['seconds']:.1f} s")
             best = max(grid, key=lambda g: g["psnr"])
@@ -203,7 +163,7 @@ def main() -> None:
             distance = {s.value: s.distance for s in result.ranking}
             train_s = float(np.mean([g["seconds"] for g in grid]))
             rows.append({
-                "family": family, "parameter": parameter.name, "image": path.name, "resolution": f"{target.shape[1]}x{target.shape[0]}",
+                "family": family, "parameter": parameter.name, "image": path.name, "resolution": f"{image.width}x{image.height}",
                 "fresh_pick": result.best.value, "fresh_psnr": pick["psnr"], "best_value": best["value"], "best_psnr": best["psnr"],
                 "delta_db": pick["psnr"] - best["psnr"], "selection_s": result.seconds, "train_s": train_s,
                 "selection_fraction": result.seconds / train_s, "grid_s": sum(g["seconds"] for g in grid),
@@ -225,12 +185,11 @@ def main() -> None:
         table.add_row(f"[bold]{fam} mean", "", "", "", "", "", f"{s['delta_db']:+.2f}", f"{s['selection_s']:.1f}", f"{s['train_s']:.1f}",
                       f"{100 * s['selection_fraction']:.1f}%", f"{s['spearman_w1_vs_psnr']:+.2f}")
     console.print(table)
-    dev = resolve_device(args.device)
-    device = torch.cuda.get_device_name() if dev.type == "cuda" else f"CPU ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads, shared)"
+    device = machine(args.device)
     tag = "-".join(t for t in (args.tag, "holdout" if args.protocol == "holdout" else "") if t)
     out = ROOT / "scripts" / "results" / f"bench_fresh{('-' + tag) if tag else ''}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"args": {k: str(v) for k, v in vars(args).items()}, "device": device, "summary": summary, "runs": rows}, indent=1))
+    out.write_text(json.dumps({"args": public_args(args), "device": device, "summary": summary, "runs": rows}, indent=1))
     console.print(f"wrote {out}")
 
 

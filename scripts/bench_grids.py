@@ -1,12 +1,14 @@
 #!/usr/bin/env python
 """Grid-hybrid benchmark: time to reach a target PSNR on images, and 3D SDF regression accuracy.
 
-Part 1 (images): each preset trains with the real optimizer/schedule (`Trainer`) and is evaluated on the full
-image every --eval-every steps (evaluation time excluded). Reports the training wall/CPU seconds and steps
-needed to first reach --target-psnr, and the PSNR at the last step.
-Part 2 (--sdf): fits the analytic torus SDF (data.synthetic.torus_sdf) in [-1,1]^3 by L1 regression with each
-representation (hash grid + MLP, CAM, hash grid + RBF, plain Fourier features) and reports the mean absolute
-error on held-out uniform points and in the near-surface band |sdf| < 0.05.
+Part 1 (images): each preset trains as a ``fieldforge train image`` run (``fieldforge.app.train.train``: the real
+optimizer/schedule) and is evaluated on the full image every --eval-every steps by a trainer callback
+(``trainer.evaluate``; evaluation time excluded). Reports the training wall/CPU seconds and steps needed to first
+reach --target-psnr, and the PSNR at the last step.
+Part 2 (--sdf): fits the torus SDF (R=0.5, r=0.2) in [-1,1]^3 by L1 regression with each representation (hash
+grid + MLP, CAM, hash grid + RBF, plain Fourier features), as ``fieldforge train sdf`` runs on the torus meshed at
+192³ (uniform training points with exact distances to that mesh), and reports the mean absolute error against the
+analytic SDF (data.synthetic.torus_sdf) on held-out uniform points and in the near-surface band |sdf| < 0.05.
 
 CPU note: under contention, 2-thread BLAS runs slower than 1 thread (barrier spinning); --threads 1 is the default.
 
@@ -18,10 +20,7 @@ Writes a rich table and scripts/results/bench_grids[-TAG].json.
 import argparse
 import json
 import math
-import platform
-import sys
 import tempfile
-import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -29,61 +28,36 @@ import torch
 from rich.console import Console
 from rich.table import Table
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from bench_common import DEFAULT_IMAGES, ROOT, Probe, cpu_name, image_bench_config, list_images, public_args, train_probed
+from bench_sdf import shape_file
 
-from fieldforge.app.config import IMAGE_METHODS, image_train_config  # noqa: E402
-from fieldforge.app.image_task import ImageTask  # noqa: E402
-from fieldforge.app.runs import RunDir  # noqa: E402
-from fieldforge.app.train import build_image_field  # noqa: E402
-from fieldforge.app.trainer import Trainer  # noqa: E402
-from fieldforge.data.images import load_image  # noqa: E402
-from fieldforge.data.samplers import PixelSampler  # noqa: E402
-from fieldforge.data.synthetic import torus_sdf  # noqa: E402
-from fieldforge.fields.encodings import FourierEncodingConfig, HashGridEncodingConfig  # noqa: E402
-from fieldforge.fields.field import FieldConfig, make_field  # noqa: E402
-from fieldforge.fields.networks import CAMConfig, MLPConfig, RBFConfig  # noqa: E402
+from fieldforge.app.config import OptimizerConfig, task_field
+from fieldforge.app.loader import load_run
+from fieldforge.app.tasks import get_task
+from fieldforge.app.tasks.image import METHODS
+from fieldforge.app.tasks.sdf import sdf_train_config
+from fieldforge.data.synthetic import torus_sdf
+from fieldforge.fields.encodings import FourierEncodingConfig, HashGridEncodingConfig
+from fieldforge.fields.field import FieldConfig
+from fieldforge.fields.networks import CAMConfig, MLPConfig, RBFConfig
 
-DEFAULT_IMAGES = ROOT.parent / "shared" / "data" / "kodak"
+TORUS_PADDING = 0.15
+"""The torus spans 1.4 × 1.4 × 0.4: with this margin the run's unit cube is [-1, 1]^3 in the torus' frame."""
 
 
 def image_curve(method: str, path: Path, args: argparse.Namespace) -> dict:
-    """Train until --target-psnr (or --steps); PSNR curve against training time."""
-    base = image_train_config(method)
-    config = replace(base, data=path, downscale=args.downscale, trainer=replace(
-        base.trainer, steps=args.steps, batch_size=args.batch_size, progress=False, seed=args.seed, device="cpu"))
-    image = load_image(path, downscale=args.downscale)
-    target = image.encoded()
-    field = build_image_field(config, image.channels)
-    task = ImageTask(field, PixelSampler(target, args.batch_size, "cpu", seed=args.seed), target, config.loss)
+    """Train until --target-psnr (or --steps); PSNR curve against training time (evaluations excluded)."""
+    config = image_bench_config(method, args.steps, args.batch_size, args.seed, "cpu", data=path, downscale=args.downscale)
+    stop = (lambda m: m["psnr"] >= args.target_psnr) if args.stop_at_target else None
+    probe = Probe(eval_every=args.eval_every, stop_when=stop)
     with tempfile.TemporaryDirectory() as tmp:
-        trainer = Trainer(config.trainer, config.optim, task, RunDir(Path(tmp)), torch.device("cpu"))
-        wall = cpu = 0.0
-        curve: list[tuple[int, float, float, float]] = []
-        reached = None
-        field.train()
-        for step in range(1, args.steps + 1):
-            w0, c0 = time.perf_counter(), time.process_time()
-            result = task.train_step(step - 1)
-            trainer.optimizer.zero_grad(set_to_none=True)
-            result.loss.backward()
-            trainer.optimizer.step()
-            trainer.scheduler.step()
-            field.update(step / args.steps, result.coords, result.per_sample_loss.detach() if result.per_sample_loss is not None else None)
-            wall += time.perf_counter() - w0
-            cpu += time.process_time() - c0
-            if step % args.eval_every == 0 or step == args.steps:
-                field.eval()
-                with torch.no_grad():
-                    psnr = task.evaluate(step)["psnr"]
-                field.train()
-                curve.append((step, wall, cpu, psnr))
-                if reached is None and psnr >= args.target_psnr:
-                    reached = (step, wall, cpu)
-                    if args.stop_at_target:
-                        break
+        train_probed(replace(config, trainer=replace(config.trainer, output_dir=Path(tmp))), probe)
+        assert probe.run is not None
+        info = get_task("image").read_info(probe.run)
+    curve = [(r["step"], r["seconds"], r["cpu_seconds"], r["psnr"]) for r in probe.curve]
+    reached = next(((step, wall, cpu) for step, wall, cpu, psnr in curve if psnr >= args.target_psnr), None)
     return {
-        "method": method, "image": path.name, "resolution": f"{image.width}x{image.height}", "params": field.num_parameters(),
+        "method": method, "image": path.name, "resolution": f"{info['width']}x{info['height']}", "params": probe.params,
         "final_step": curve[-1][0], "final_psnr": curve[-1][3], "steps_per_s": curve[-1][0] / curve[-1][1],
         "target_step": reached[0] if reached else None, "target_wall_s": reached[1] if reached else None,
         "target_cpu_s": reached[2] if reached else None, "curve": curve,
@@ -102,28 +76,31 @@ def sdf_configs() -> dict[str, tuple[FieldConfig, float]]:
     }
 
 
-def fit_sdf(name: str, config: FieldConfig, lr: float, steps: int, batch: int, seed: int) -> dict:
-    torch.manual_seed(seed)
-    field = make_field(config, 3, bbox=torch.tensor([[-1.0] * 3, [1.0] * 3]))
-    opt = torch.optim.Adam(field.param_groups(lr), lr=lr, betas=(0.9, 0.99), eps=1e-15)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 0.1 ** (s / steps))
-    gen = torch.Generator().manual_seed(seed)
-    w0, c0 = time.perf_counter(), time.process_time()
-    for _ in range(steps):
-        p = torch.rand(batch, 3, generator=gen) * 2 - 1
-        loss = (field(p).sdf - torus_sdf(p)).abs().mean()
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        sched.step()
-    wall, cpu = time.perf_counter() - w0, time.process_time() - c0
-    test = torch.rand(100_000, 3, generator=torch.Generator().manual_seed(seed + 1)) * 2 - 1
+def fit_sdf(name: str, config: FieldConfig, lr: float, steps: int, batch: int, seed: int, mesh: Path, output_dir: Path) -> dict:
+    """L1 regression of the torus' SDF as a ``fieldforge train sdf`` run on its mesh: a pool of uniform points in
+    the run's unit cube ([-1, 1]^3) with exact distances to the mesh, Adam with the default exponential decay to
+    0.1·lr. Scored against the analytic SDF at 100k held-out uniform points of the cube, in the torus' units."""
+    base = sdf_train_config(name)
+    run_config = replace(
+        base, data=mesh, field=task_field(config), optim=OptimizerConfig(lr=lr), padding=TORUS_PADDING,
+        sampling=replace(base.sampling, uniform_fraction=1.0, pool_size=max(1000, min(1_000_000, steps * batch))),
+        eval_resolution=64, eval_points=20_000,
+        trainer=replace(base.trainer, steps=steps, batch_size=batch, seed=seed, device="cpu", eval_every=0, checkpoint_every=0,
+                        log_every=10**9, progress=False, output_dir=output_dir, name=name),
+    )  # fmt: skip
+    probe = Probe(evaluate_at_stop=False, stop_at_end=False)  # times the steps; the run ends as usual
+    run, _ = train_probed(run_config, probe)
+    assert run is not None
+    loaded = load_run(run.path)
+    assert loaded.frame is not None
+    unit = torch.rand(100_000, 3, generator=torch.Generator().manual_seed(seed + 1))
+    test = loaded.frame.invert(unit)  # the torus' coordinates
     with torch.no_grad():
         truth = torus_sdf(test)
-        err = (field.query_chunked(test).sdf - truth).abs()
+        err = (loaded.model.query_chunked(unit).sdf.reshape(-1) / loaded.frame.scale - truth).abs()
     near = truth.abs() < 0.05
     return {"method": name, "mae": err.mean().item(), "mae_near": err[near].mean().item(), "max_err": err.max().item(),
-            "steps": steps, "wall_s": wall, "cpu_s": cpu, "params": field.num_parameters()}
+            "steps": steps, "wall_s": probe.seconds, "cpu_s": probe.cpu_seconds, "params": probe.params}
 
 
 def main() -> None:
@@ -131,7 +108,7 @@ def main() -> None:
     parser.add_argument("--images", type=Path, default=DEFAULT_IMAGES, help="folder of images (default: ../shared/data/kodak)")
     parser.add_argument("--count", type=int, default=2, help="use the first N images of the folder")
     parser.add_argument("--methods", default="ff,cam,ngp,rbf",
-                        help=f"comma-separated image presets from: {','.join(IMAGE_METHODS)}")
+                        help=f"comma-separated image presets from: {','.join(METHODS)}")
     parser.add_argument("--steps", type=int, default=500, help="maximum optimizer steps per image fit")
     parser.add_argument("--eval-every", type=int, default=10, help="evaluate the full image every N steps (not timed)")
     parser.add_argument("--target-psnr", type=float, default=30.0, help="report the time to first reach this PSNR (dB)")
@@ -149,16 +126,15 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     console = Console()
     methods = [m for m in args.methods.split(",") if m]
-    unknown = [m for m in methods if m not in IMAGE_METHODS]
+    unknown = [m for m in methods if m not in METHODS]
     if unknown:
-        parser.error(f"unknown methods {unknown}; available: {', '.join(IMAGE_METHODS)}")
-    result: dict = {"args": {k: str(v) for k, v in vars(args).items()},
-                    "device": f"CPU ({platform.processor() or platform.machine()}, {args.threads} threads, shared machine)"}
+        parser.error(f"unknown methods {unknown}; available: {', '.join(METHODS)}")
+    result: dict = {"args": public_args(args), "device": f"CPU ({cpu_name()}, {args.threads} threads, shared machine)"}
 
     if not args.sdf_only:
         if not args.images.is_dir():
             parser.error(f"{args.images}: image folder not found")
-        images = sorted(p for p in args.images.iterdir() if p.suffix.lower() in (".png", ".jpg", ".jpeg"))[: args.count]
+        images = list_images(args.images, args.count)
         runs = []
         for method in methods:
             for path in images:
@@ -190,10 +166,12 @@ def main() -> None:
 
     if args.sdf or args.sdf_only:
         rows = []
-        for name, (config, lr) in sdf_configs().items():
-            r = fit_sdf(name, config, lr, args.sdf_steps, args.sdf_batch, args.seed)
-            console.print(f"sdf {name}: MAE {r['mae']:.5f}, near-surface {r['mae_near']:.5f}, {r['wall_s']:.1f} s")
-            rows.append(r)
+        with tempfile.TemporaryDirectory() as tmp:
+            mesh = shape_file("torus", Path(tmp))
+            for name, (config, lr) in sdf_configs().items():
+                r = fit_sdf(name, config, lr, args.sdf_steps, args.sdf_batch, args.seed, mesh, Path(tmp) / "runs")
+                console.print(f"sdf {name}: MAE {r['mae']:.5f}, near-surface {r['mae_near']:.5f}, {r['wall_s']:.1f} s")
+                rows.append(r)
         table = Table(title=f"Torus SDF in [-1,1]^3 (R=0.5, r=0.2), L1 regression, "
                             f"{args.sdf_steps} steps × {args.sdf_batch} points")
         for col in ("method", "params", "MAE", "MAE |sdf|<0.05", "max err", "wall s", "CPU s"):

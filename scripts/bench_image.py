@@ -3,62 +3,33 @@
 
 Example (CPU, the README table):
     python scripts/bench_image.py --methods mlp,pe,ff --downscale 2 --steps 1000
+Every fit is a ``fieldforge train image`` run (``fieldforge.app.train.train``) in a temporary folder; ``seconds``
+is its training loop's time (the final evaluation excluded).
 Writes a rich table to stdout and JSON to scripts/results/bench_image[-TAG].json.
 """
 
 import argparse
 import json
-import platform
-import sys
-import tempfile
-import time
-from dataclasses import replace
 from pathlib import Path
 
 import torch
 from rich.console import Console
 from rich.table import Table
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from bench_common import DEFAULT_IMAGES, ROOT, cpu_name, fit_image, image_bench_config, list_images, public_args
 
-from fieldforge.app.config import IMAGE_METHODS, image_train_config  # noqa: E402
-from fieldforge.app.image_task import ImageTask  # noqa: E402
-from fieldforge.app.runs import RunDir  # noqa: E402
-from fieldforge.app.train import build_image_field  # noqa: E402
-from fieldforge.app.trainer import Trainer, resolve_device  # noqa: E402
-from fieldforge.data.images import load_image  # noqa: E402
-from fieldforge.data.samplers import PixelSampler  # noqa: E402
-
-DEFAULT_IMAGES = ROOT.parent / "shared" / "data" / "kodak"
+from fieldforge.app.tasks.image import METHODS
+from fieldforge.app.trainer import resolve_device
 
 
 def fit(method: str, image_path: Path, steps: int, batch_size: int, downscale: int, device: str, seed: int) -> dict:
-    """Train one method on one image; returns quality and speed."""
-    base = image_train_config(method)
-    config = replace(
-        base,
-        data=image_path,
-        downscale=downscale,
-        trainer=replace(base.trainer, steps=steps, batch_size=batch_size, eval_every=0, checkpoint_every=0, log_every=10**9, progress=False, seed=seed, device=device),
-    )
-    image = load_image(image_path, downscale=downscale)
-    target = image.encoded()
-    dev = resolve_device(device)
-    field = build_image_field(config, image.channels).to(dev)
-    task = ImageTask(field, PixelSampler(target, batch_size, dev, seed=seed), target, config.loss)
-    with tempfile.TemporaryDirectory() as tmp:
-        trainer = Trainer(config.trainer, config.optim, task, RunDir(Path(tmp)), dev)
-        trainer.save = lambda: None  # type: ignore[method-assign]  # benchmarks write no checkpoints
-        if dev.type == "cuda":
-            torch.cuda.synchronize()
-        t0 = time.perf_counter()
-        metrics = trainer.train()
-        seconds = time.perf_counter() - t0
+    """Train one method on one image (``fieldforge train image`` in a temporary folder); returns quality and speed."""
+    config = image_bench_config(method, steps, batch_size, seed, device, data=image_path, downscale=downscale)
+    r, info = fit_image(config)
     return {
-        "method": method, "image": image_path.name, "psnr": metrics["psnr"], "ssim": metrics["ssim"], "steps": steps,
-        "seconds": seconds, "steps_per_s": steps / seconds, "params": field.num_parameters(),
-        "resolution": f"{image.width}x{image.height}",
+        "method": method, "image": image_path.name, "psnr": r["psnr"], "ssim": r["ssim"], "steps": steps,
+        "seconds": r["seconds"], "steps_per_s": steps / r["seconds"], "params": r["params"],
+        "resolution": f"{info['width']}x{info['height']}",
     }
 
 
@@ -72,7 +43,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--images", type=Path, default=DEFAULT_IMAGES, help="folder of images (default: ../shared/data/kodak)")
     parser.add_argument("--count", type=int, default=4, help="use the first N images of the folder (default 4)")
-    parser.add_argument("--methods", default="mlp,pe,ff", help=f"comma-separated presets from: {','.join(IMAGE_METHODS)}")
+    parser.add_argument("--methods", default="mlp,pe,ff", help=f"comma-separated presets from: {','.join(METHODS)}")
     parser.add_argument("--steps", type=int, default=1000, help="optimizer steps per fit (ignored with --time-budget)")
     parser.add_argument("--time-budget", type=float, default=0.0, help="equal wall time per fit in seconds (0: equal steps)")
     parser.add_argument("--batch-size", type=int, default=16384)
@@ -83,12 +54,12 @@ def main() -> None:
     args = parser.parse_args()
 
     methods = [m for m in args.methods.split(",") if m]
-    unknown = [m for m in methods if m not in IMAGE_METHODS]
+    unknown = [m for m in methods if m not in METHODS]
     if unknown:
-        parser.error(f"unknown methods {unknown}; available: {', '.join(IMAGE_METHODS)}")
+        parser.error(f"unknown methods {unknown}; available: {', '.join(METHODS)}")
     if not args.images.is_dir():
         parser.error(f"{args.images}: image folder not found")
-    images = sorted(p for p in args.images.iterdir() if p.suffix.lower() in (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".exr"))[: args.count]
+    images = list_images(args.images, args.count)
     if not images:
         parser.error(f"{args.images}: no images")
     torch.set_num_threads(torch.get_num_threads())
@@ -118,10 +89,10 @@ def main() -> None:
             f"{s['steps_per_s']:.1f}", f"{s['seconds']:.1f}", f"{s['params']:,}",
         )
     console.print(table)
-    device = torch.cuda.get_device_name() if resolve_device(args.device).type == "cuda" else f"CPU ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
+    device = torch.cuda.get_device_name() if resolve_device(args.device).type == "cuda" else f"CPU ({cpu_name()}, {torch.get_num_threads()} threads)"
     out = ROOT / "scripts" / "results" / f"bench_image{('-' + args.tag) if args.tag else ''}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"args": {k: str(v) for k, v in vars(args).items()}, "device": device, "summary": summary, "runs": rows}, indent=1))
+    out.write_text(json.dumps({"args": public_args(args), "device": device, "summary": summary, "runs": rows}, indent=1))
     console.print(f"wrote {out}")
 
 

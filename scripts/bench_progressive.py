@@ -4,14 +4,13 @@
 SAPE's claim: at least as good as FF at the same σ and far less sensitive to σ (large σ no longer adds
 noise in smooth regions). Example (CPU):
     python scripts/bench_progressive.py --methods ff,sape --sigmas 5,10,20,40 --count 2 --downscale 8 --steps 300
+Every fit is a ``fieldforge train image`` run (``fieldforge.app.train.train``) in a temporary folder.
 Writes a rich table to stdout and JSON to scripts/results/bench_progressive[-TAG].json.
 """
 
 import argparse
 import dataclasses
 import json
-import platform
-import sys
 from dataclasses import replace
 from pathlib import Path
 
@@ -20,12 +19,11 @@ import torch
 from rich.console import Console
 from rich.table import Table
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_fresh import DEFAULT_IMAGES, ROOT, bench_config, fit_config, holdout_mask, list_images  # noqa: E402
+from bench_common import DEFAULT_IMAGES, ROOT, cpu_name, fit_image, holdout_mask, image_bench_config, list_images, public_args
 
-from fieldforge.app.config import IMAGE_METHODS  # noqa: E402
-from fieldforge.app.trainer import resolve_device  # noqa: E402
-from fieldforge.data.images import load_image  # noqa: E402
+from fieldforge.app.tasks.image import METHODS
+from fieldforge.app.trainer import resolve_device
+from fieldforge.data.images import load_image
 
 
 def main() -> None:
@@ -48,49 +46,59 @@ def main() -> None:
     args = parser.parse_args()
 
     if args.combine:
-        report(*combined_runs(args.combine, parser), args)
+        rows, methods, sigmas, device = combined_runs(args.combine, parser)
+        report(rows, methods, sigmas, args, device)
         return
     methods = [m for m in args.methods.split(",") if m]
     for m in methods:
-        if m not in IMAGE_METHODS or not any(f.name == "sigma" for f in dataclasses.fields(IMAGE_METHODS[m].field.encoding)):
+        if m not in METHODS or not any(f.name == "sigma" for f in dataclasses.fields(METHODS[m].field.encoding)):
             parser.error(f"{m!r} is not a preset with a Fourier-feature σ")
     sigmas = [float(s) for s in args.sigmas.split(",") if s]
     images = list_images(args.images, args.skip + args.count)[args.skip:] if args.images.is_dir() else []
     if not images:
         parser.error(f"{args.images}: no images found")
     console = Console(width=170)
-    targets = {p.name: load_image(p, downscale=args.downscale).encoded() for p in images}
-    h, w = next(iter(targets.values())).shape[:2]
+    sizes = {p: load_image(p, downscale=args.downscale).pixels.shape[:2] for p in images}
+    h, w = next(iter(sizes.values()))
     rows = []
     for method in methods:
-        base = bench_config(method, args.steps, args.batch_size, args.seed, args.device)
+        base = image_bench_config(method, args.steps, args.batch_size, args.seed, args.device, downscale=args.downscale)
         for sigma in sigmas:
             config = replace(base, field=replace(base.field, encoding=replace(base.field.encoding, sigma=sigma)))
-            for name, target in targets.items():
-                mask = holdout_mask(*target.shape[:2]) if args.protocol == "holdout" else None
-                r = fit_config(config, target, args.device, mask)
+            for path, (ih, iw) in sizes.items():
+                name = path.name
+                mask = holdout_mask(ih, iw) if args.protocol == "holdout" else None
+                r, _ = fit_image(replace(config, data=path), mask)
                 rows.append({"method": method, "sigma": sigma, "image": name, "resolution": f"{w}x{h}", **r})
                 extra = f" (train pixels {r['train_psnr']:.2f} dB)" if mask is not None else ""
                 console.print(f"{method:>5} σ={sigma:g} {name}: {r['psnr']:.2f} dB{extra} in {r['seconds']:.1f} s")
-    report(rows, methods, sigmas, args)
+    report(rows, methods, sigmas, args, machine(args.device))
 
 
-def combined_runs(paths: list[Path], parser: argparse.ArgumentParser) -> tuple[list[dict], list[str], list[float]]:
-    """Rows of several result files (e.g. one image or method subset per process), checked to share a protocol."""
-    rows, settings = [], set()
+def combined_runs(paths: list[Path], parser: argparse.ArgumentParser) -> tuple[list[dict], list[str], list[float], str]:
+    """Rows of several result files (e.g. one image or method subset per process), checked to share a
+    protocol, and the machine(s) that ran them."""
+    rows, settings, devices = [], set(), []
     for path in paths:
         data = json.loads(path.read_text())
         a = data["args"]
         settings.add((a["steps"], a["batch_size"], a["downscale"], a["protocol"], a["seed"]))
         rows += data["runs"]
+        devices.append(data.get("device", "unknown"))
     if len(settings) != 1:
         parser.error(f"--combine: the files were run with different settings {sorted(settings)}")
     methods = list(dict.fromkeys(r["method"] for r in rows))
     sigmas = sorted({float(r["sigma"]) for r in rows})
-    return rows, methods, sigmas
+    return rows, methods, sigmas, " + ".join(dict.fromkeys(devices))
 
 
-def report(rows: list[dict], methods: list[str], sigmas: list[float], args: argparse.Namespace) -> None:
+def machine(device: str) -> str:
+    if resolve_device(device).type == "cuda":
+        return torch.cuda.get_device_name()
+    return f"CPU ({cpu_name()}, {torch.get_num_threads()} threads, shared)"
+
+
+def report(rows: list[dict], methods: list[str], sigmas: list[float], args: argparse.Namespace, device: str) -> None:
     """Print the σ table (mean over images) and write the JSON."""
     console = Console(width=170)
     if args.combine:
@@ -130,11 +138,9 @@ def report(rows: list[dict], methods: list[str], sigmas: list[float], args: argp
             t = s["train_psnr_by_sigma"]
             table.add_row(f"  ({method}, train pixels)", *[f"{t[x]:.2f}" for x in sigmas], f"{max(t.values()) - min(t.values()):.2f}", f"{max(t.values()):.2f}", "")
     console.print(table)
-    dev = resolve_device(args.device)
-    device = torch.cuda.get_device_name() if dev.type == "cuda" else f"CPU ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads, shared)"
     out = ROOT / "scripts" / "results" / f"bench_progressive{('-' + args.tag) if args.tag else ''}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"args": {k: str(v) for k, v in vars(args).items()}, "device": device, "summary": summary, "runs": rows}, indent=1))
+    out.write_text(json.dumps({"args": public_args(args), "device": device, "summary": summary, "runs": rows}, indent=1))
     console.print(f"wrote {out}")
 
 

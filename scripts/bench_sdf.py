@@ -4,8 +4,8 @@
 Shapes: the Stanford bunny mesh (../shared/data/meshes/bunny.ply), the bunny's vertices as a point cloud
 without normals (``bunny-points``: implicit loss, normals estimated), and analytic shapes from
 ``data/synthetic.py`` (sphere, torus, box; meshed by marching cubes of their exact SDF at 192³, whose
-error is far below the reconstructions'). Every fit goes through ``app.sdf_task.train_sdf`` (the code
-path of ``fieldforge train sdf``); scores come from its final evaluation (marching cubes at
+error is far below the reconstructions'). Every fit is a ``fieldforge train sdf`` run
+(``fieldforge.app.train.train``); scores come from its final evaluation (marching cubes at
 ``--resolution``, 100k surface samples per side; point clouds are scored against their input points,
 whose sparsity alone costs ≈0.47% of the diagonal for the bunny).
 
@@ -18,7 +18,6 @@ import argparse
 import json
 import os
 import platform
-import sys
 import tempfile
 import time
 from dataclasses import replace
@@ -31,13 +30,13 @@ import torch  # noqa: E402
 from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from bench_common import ROOT  # noqa: E402
 
 from fieldforge.app.atomic import atomic_write_bytes, atomic_write_text  # noqa: E402
-from fieldforge.app.config_sdf import SDF_METHODS, sdf_train_config  # noqa: E402
 from fieldforge.app.export_mesh import encode_mesh  # noqa: E402
-from fieldforge.app.sdf_task import build_sdf_field, train_sdf  # noqa: E402
+from fieldforge.app.loader import load_run  # noqa: E402
+from fieldforge.app.tasks.sdf import METHODS, sdf_train_config  # noqa: E402
+from fieldforge.app.train import train  # noqa: E402
 from fieldforge.data.synthetic import AnalyticShape  # noqa: E402
 from fieldforge.fields.meshing import extract_mesh  # noqa: E402
 
@@ -77,9 +76,9 @@ def fit(method: str, shape: str, data: Path, args, out: Path) -> dict:
         ),
     )  # fmt: skip
     t0 = time.perf_counter()
-    run, m = train_sdf(config)
+    run, m = train(config)
     total = time.perf_counter() - t0
-    params = build_sdf_field(config).num_parameters()
+    params = load_run(run.path).model.num_parameters()
     return {
         "method": method, "shape": shape, "target": config.target, "steps": args.steps,
         "chamfer_l1_rel": m.get("chamfer_l1_rel"), "chamfer_l1": m.get("chamfer_l1"), "chamfer_l2": m.get("chamfer_l2"),
@@ -91,7 +90,7 @@ def fit(method: str, shape: str, data: Path, args, out: Path) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--methods", default=",".join(SDF_METHODS), help=f"comma-separated presets from: {','.join(SDF_METHODS)}")
+    parser.add_argument("--methods", default=",".join(METHODS), help=f"comma-separated presets from: {','.join(METHODS)}")
     parser.add_argument("--shapes", default=",".join(SHAPES), help=f"comma-separated shapes from: {','.join(SHAPES)}")
     parser.add_argument("--steps", type=int, default=300, help="optimizer steps per fit")
     parser.add_argument("--batch-size", type=int, default=8192)
@@ -105,7 +104,7 @@ def main() -> None:
     methods = [m for m in args.methods.split(",") if m]
     shapes = [s for s in args.shapes.split(",") if s]
     for m in methods:
-        if m not in SDF_METHODS:
+        if m not in METHODS:
             parser.error(f"unknown method {m!r}")
     for s in shapes:
         if s not in SHAPES:

@@ -49,21 +49,32 @@ def test_export_render_matches_training_evaluation(trained, capsys):
     _, _, run = trained
     assert main(["export", "render", "--run", str(run), "--depth", "True", "--device", "cpu"]) == 0
     line = capsys.readouterr().out.strip()
-    assert line.startswith("rendered 3 test views from step 80") and "test PSNR" in line
     out = run / "exports" / "render-test-step000080"
     m = json.loads((out / "metrics.json").read_text())
+    assert line.startswith("rendered 3 test views from step 80") and f", PSNR {m['psnr']:.2f} dB" in line
     final = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines() if '"eval"' in x][-1]
     assert m["psnr"] == pytest.approx(final["psnr"], abs=0.05)  # 8-bit PNG vs float render
     assert iio.imread(out / "0000.png").shape == (20, 24, 3) and (out / "0008_depth.png").is_file()
+    # the exported views are the very images the final evaluation rendered (renders/test_NNNN.png)
+    for i in (0, 8, 16):
+        exported = iio.imread(out / f"{i:04d}.png").astype(np.int16)
+        trained_view = iio.imread(run / "renders" / f"test_{i:04d}.png").astype(np.int16)
+        diff = np.abs(exported - trained_view)
+        assert exported.shape == trained_view.shape and diff.mean() <= 0.5 and np.quantile(diff, 0.99) <= 2, (i, diff.max())
+        assert not np.array_equal(exported, iio.imread(out / f"{(i + 8) % 24:04d}.png")), "every view rendered the same image"
 
 
 def test_export_video_pointcloud_and_mesh(trained, capsys):
     _, cap, run = trained
     assert main(["export", "video", "--run", str(run), "--frames", "6", "--fps", "6", "--device", "cpu"]) == 0
     video = iio.imread(run / "exports" / "video-orbit-step000080.mp4")
-    assert video.shape == (6, 16, 32, 3) or video.shape[0] == 6
+    assert video.shape == (6, 16, 32, 3)  # 24×20 views scaled to multiples of 16
+    _assert_frames_are_the_orbit_renders(run, video)
     for path in ("spiral", "cameras"):
         assert main(["export", "video", "--run", str(run), "--frames", "3", "--path", path, "--device", "cpu"]) == 0
+        assert iio.imread(run / "exports" / f"video-{path}-step000080.mp4").shape == (3, 16, 32, 3), path
+    through_cameras = iio.imread(run / "exports" / "video-cameras-step000080.mp4").astype(np.int16)
+    assert np.abs(through_cameras[0] - through_cameras[-1]).mean() > 2  # first and last training camera see different views
     capsys.readouterr()
     assert main(["export", "pointcloud", "--run", str(run), "--points", "500", "--device", "cpu"]) == 0
     import open3d as o3d
@@ -76,6 +87,31 @@ def test_export_video_pointcloud_and_mesh(trained, capsys):
     mesh = o3d.io.read_triangle_mesh(str(run / "exports" / "mesh-48-step000080.ply"))
     v = np.asarray(mesh.vertices)
     assert len(mesh.triangles) > 0 and mesh.has_vertex_colors() and np.abs(v).max() < 1.0  # capture frame
+
+
+def _assert_frames_are_the_orbit_renders(run: Path, video: np.ndarray) -> None:
+    """Each decoded frame is the model's render from its own pose on the orbit (H.264 keeps it within a few
+    levels), not from any other pose: the frames differ from one another as the camera moves around."""
+    from fieldforge.app.export_views import load_scene
+    from fieldforge.data.camera_paths import camera_path
+    from fieldforge.fields.metrics import psnr
+
+    scene = load_scene(run, None, "cpu")
+    cams = scene.cameras
+    n, h, w = video.shape[:3]
+    poses = camera_path("orbit", cams.camera_to_world.double().numpy(), np.asarray(scene.loaded.info["scene_box"]), n)
+    ref = scene.views("train")[0]
+    fx, fy = cams.intrinsics[ref, :2].tolist()
+    intr = torch.tensor([fx * w / float(cams.width[ref]), fy * h / float(cams.height[ref]), w / 2, h / 2])
+    with torch.no_grad():
+        renders = [scene.render(torch.from_numpy(p).float(), intr, w, h)[0] for p in poses]
+    frames = [torch.from_numpy(f).float() / 255 for f in video]
+    for i, frame in enumerate(frames):
+        own = psnr(frame, renders[i])
+        others = [psnr(frame, r) for j, r in enumerate(renders) if j != i]
+        assert own > 30.0 and own > max(others) + 6.0, (i, own, others)
+        for j in range(i + 1, n):
+            assert float((frame - frames[j]).abs().mean()) > 0.01, (i, j)  # the view changes along the orbit
 
 
 def test_resume_is_bit_exact(trained):

@@ -14,11 +14,12 @@ import torch
 from safetensors.torch import load_file
 
 from fieldforge.app.cli import main
-from fieldforge.app.config import IMAGE_METHODS, image_train_config
 from fieldforge.app.config_io import dump_yaml, load_yaml
-from fieldforge.app.image_task import ImageTask
 from fieldforge.app.runs import RunDir
-from fieldforge.app.train import build_image_field
+from fieldforge.app.tasks import get_task
+from fieldforge.app.tasks.image import METHODS as IMAGE_METHODS
+from fieldforge.app.tasks.image import TASK as IMAGE_TASK
+from fieldforge.app.tasks.image import ImageTask, image_train_config
 from fieldforge.app.trainer import Trainer
 from fieldforge.data.images import encode_image, load_image, srgb_to_linear
 from fieldforge.data.samplers import PixelSampler
@@ -40,7 +41,8 @@ def _fit(method: str, image: torch.Tensor, steps: int = 300) -> dict:
     c = image_train_config(method)
     net = replace(c.field.network, width=64, n_hidden_layers=2) if isinstance(c.field.network, MLPConfig) else c.field.network
     c = replace(c, field=replace(c.field, network=net), trainer=replace(c.trainer, steps=steps, batch_size=1024, eval_every=0, checkpoint_every=0, progress=False))
-    task = ImageTask(build_image_field(c, image.shape[-1]), PixelSampler(image, 1024), image)
+    torch.manual_seed(c.trainer.seed)
+    task = ImageTask(IMAGE_TASK.build_model(c, {"channels": image.shape[-1]}), PixelSampler(image, 1024), image)
     with tempfile.TemporaryDirectory() as d:
         trainer = Trainer(c.trainer, replace(c.optim, lr=3e-3) if method in ("mlp", "pe", "ff") else c.optim, task, RunDir(Path(d)), torch.device("cpu"))
         trainer.save = lambda: None  # type: ignore[method-assign]
@@ -62,6 +64,27 @@ def test_every_image_preset_trains_and_round_trips_its_config(method):
     first = _fit(method, image, steps=1)["psnr"]
     later = _fit(method, image, steps=60)["psnr"]
     assert later > first + 1.0, (method, first, later)
+
+
+def test_the_default_is_ngp_sized_for_the_device_and_a_named_method_is_the_published_preset():
+    from fieldforge.app.cli_train import parse_train
+
+    task = get_task("image")
+    cpu = torch.device("cpu")
+    assert task.default_method(cpu) == "ngp"
+
+    def parsed(*argv: str):
+        config = parse_train(task, ["--data", "x.png", "--device", "cpu", *argv], "fieldforge train image")
+        return replace(config, trainer=replace(config.trainer, device="auto"))
+
+    default = parsed()
+    assert default == replace(task.default_config(device=cpu), data=Path("x.png"))
+    assert default.method == "ngp" and type(default.field.encoding).__name__ == "HashGridEncodingConfig"
+    assert (default.trainer.steps, default.trainer.batch_size) == (1000, 8192)  # CPU sizes (TaskDefinition.sized_for)
+    published = parsed("--method", "ngp")
+    assert published == replace(image_train_config("ngp"), data=Path("x.png"))
+    assert (published.trainer.steps, published.trainer.batch_size) == (2000, 65536)
+    assert published.optim.lr == IMAGE_METHODS["ngp"].optim.lr == 1e-2
 
 
 def test_cli_train_export_info(image_file, tmp_path, capsys):
@@ -126,7 +149,7 @@ def _cli(args: list[str]) -> subprocess.Popen:
 
 
 def test_killed_run_resumes_bit_for_bit(image_file, tmp_path):
-    common = ["train", "image", "--data", str(image_file), "--steps", "1500", "--eval-every", "0", "--checkpoint-every", "100",
+    common = ["train", "image", "--data", str(image_file), "--method", "ff", "--steps", "1500", "--eval-every", "0", "--checkpoint-every", "100",
               "--keep-checkpoints", "20", "--output-dir", str(tmp_path), "--progress", "False", *SMALL]
     reference = _cli([*common, "--name", "ref"])
     victim = _cli([*common, "--name", "victim"])

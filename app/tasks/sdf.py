@@ -538,7 +538,7 @@ class SDFTaskDefinition(TaskDefinition):
 
     def finish(self, run: RunDir, task: SDFTask, config: SDFTrainConfig, prepared: "PreparedShape", metrics: dict) -> None:
         from fieldforge.app.atomic import atomic_write_bytes
-        from fieldforge.app.export_mesh import slice_image
+        from fieldforge.app.slice_preview import slice_image
         from fieldforge.data.formats import encode_mesh
 
         assert task.last_mesh is not None

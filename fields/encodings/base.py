@@ -8,6 +8,7 @@ it, so no encoding needs to know the run's length. Their state lives in buffers 
 """
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 from jaxtyping import Float
@@ -44,6 +45,9 @@ class Encoding(nn.Module):
 @dataclass(frozen=True)
 class EncodingConfig:
     """Base of every encoding config: ``setup(in_dim)`` builds the paired module."""
+
+    cli_name: ClassVar[str | None] = None
+    """Name of ``--encoding NAME`` / ``--network NAME`` (``None``: not offered on the command line)."""
 
     def setup(self, in_dim: int) -> Encoding:
         raise NotImplementedError

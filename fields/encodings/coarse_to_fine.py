@@ -14,6 +14,7 @@ exactly, and a run resumed with more steps opens its bands as a run of that leng
 
 import math
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 from jaxtyping import Float
@@ -103,6 +104,8 @@ class CoarseToFineFourierEncoding(_Progress, FourierFeatureEncoding):
 class CoarseToFineFrequencyConfig(FrequencyEncodingConfig, CoarseToFineWindow):
     """NeRF positional encoding with BARF's coarse-to-fine cosine window over its octaves."""
 
+    cli_name: ClassVar[str | None] = "c2f-frequency"
+
     def setup(self, in_dim: int) -> CoarseToFineFrequencyEncoding:
         return CoarseToFineFrequencyEncoding(in_dim, self)
 
@@ -110,6 +113,8 @@ class CoarseToFineFrequencyConfig(FrequencyEncodingConfig, CoarseToFineWindow):
 @dataclass(frozen=True)
 class CoarseToFineFourierConfig(FourierEncodingConfig, CoarseToFineWindow):
     """Gaussian Fourier features, sorted by magnitude, opened from low to high by a coarse-to-fine window."""
+
+    cli_name: ClassVar[str | None] = "c2f-fourier"
 
     n_bands: int | None = None
     """Window bands: the sorted frequencies split into this many contiguous groups (default: one per frequency)."""

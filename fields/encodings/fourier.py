@@ -7,6 +7,7 @@ order; sorting does not change the plain encoding. Layout: sin and cos of each f
 """
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 from jaxtyping import Float
@@ -58,6 +59,8 @@ class FourierFeatureEncoding(Encoding):
 @dataclass(frozen=True)
 class FourierEncodingConfig(EncodingConfig):
     """Gaussian random Fourier features γ(v) = [sin 2πBv, cos 2πBv], B ~ N(0, σ²), v ∈ [0,1]^d."""
+
+    cli_name: ClassVar[str | None] = "fourier"
 
     sigma: float = 10.0
     """Standard deviation σ of the frequencies, in cycles per unit (10: natural images, Tancik et al.)."""

@@ -5,6 +5,7 @@ Layout: for each band k, all d sines, then all d cosines (``[sin_k(x_1..x_d), co
 """
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 from jaxtyping import Float
@@ -54,6 +55,8 @@ class FrequencyEncoding(Encoding):
 @dataclass(frozen=True)
 class FrequencyEncodingConfig(EncodingConfig):
     """NeRF positional encoding with frequencies π·2^k, k = 0..L−1, on coordinates in [-1,1]."""
+
+    cli_name: ClassVar[str | None] = "frequency"
 
     n_frequencies: int = 10
     """Number of octave bands L."""

@@ -7,7 +7,7 @@ module holds the ``nn.Module`` and its config, and dispatches to ``fieldforge.fi
 """
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import ClassVar, Literal
 
 import torch
 from jaxtyping import Float
@@ -60,6 +60,8 @@ class HashGridEncoding(Encoding):
 @dataclass(frozen=True)
 class HashGridEncodingConfig(EncodingConfig):
     """Multi-resolution hash grid (instant-ngp): L levels × F features, 2^T rows per hashed level, fp32."""
+
+    cli_name: ClassVar[str | None] = "hashgrid"
 
     n_levels: int = 16
     """Number of levels L."""

@@ -1,6 +1,7 @@
 """Identity encoding: the raw coordinates (the spectral-bias baseline)."""
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 from jaxtyping import Float
 from torch import Tensor
@@ -27,8 +28,10 @@ class IdentityEncoding(Encoding):
 class IdentityEncodingConfig(EncodingConfig):
     """No encoding: the MLP sees the coordinates themselves."""
 
+    cli_name: ClassVar[str | None] = "identity"
+
     centre: bool = True
-    """Map ``[0,1]`` to ``[-1,1]`` before the network."""
+    """Map [0,1] to [-1,1] before the network."""
 
     def setup(self, in_dim: int) -> IdentityEncoding:
         return IdentityEncoding(in_dim, self)

@@ -26,6 +26,7 @@ longer schedule's progress crosses its next multiple.
 import itertools
 import math
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -200,6 +201,8 @@ class SAPEEncoding(FourierFeatureEncoding):
 @dataclass(frozen=True)
 class SAPEConfig(FourierEncodingConfig):
     """SAPE over sorted Gaussian Fourier features: per-cell masks unmasked where the local loss stays above ε."""
+
+    cli_name: ClassVar[str | None] = "sape"
 
     include_input: bool = True
     """Prepend the centred raw coordinates (SAPE's always-on first block)."""

@@ -7,6 +7,7 @@ Output: the ``degree²`` real orthonormal SH basis functions ``Y_l^m(d)`` for ``
 """
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 from jaxtyping import Float
@@ -66,6 +67,8 @@ class SphericalHarmonicsEncoding(Encoding):
 @dataclass(frozen=True)
 class SphericalHarmonicsEncodingConfig(EncodingConfig):
     """Real spherical harmonics of view directions (instant-ngp's direction encoding)."""
+
+    cli_name: ClassVar[str | None] = None
 
     degree: int = 4
     """Number of bands: degree² outputs (4 → 16, instant-ngp's setting)."""

@@ -1,6 +1,7 @@
 """Network base class: ``(n, in_dim)`` features → ``(n, out_dim)`` raw outputs, plus the progressive hook."""
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 from jaxtyping import Float
 from torch import Tensor, nn
@@ -30,5 +31,10 @@ class Network(nn.Module):
 
 @dataclass(frozen=True)
 class NetworkConfig:
+    """Base of every network config: ``setup(in_dim, out_dim, coord_dim)`` builds the paired module."""
+
+    cli_name: ClassVar[str | None] = None
+    """Name of ``--network NAME`` (``None``: not offered on the command line)."""
+
     def setup(self, in_dim: int, out_dim: int, coord_dim: int) -> Network:
         raise NotImplementedError

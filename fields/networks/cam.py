@@ -20,7 +20,7 @@ coordinates ``u`` (the ``coords`` argument of :meth:`Network.forward`, supplied 
 
 import dataclasses
 from dataclasses import dataclass
-from typing import Literal
+from typing import ClassVar, Literal
 
 import torch
 import torch.nn.functional as F
@@ -127,6 +127,8 @@ class CAMNetwork(Network):
 @dataclass(frozen=True)
 class CAMConfig(NetworkConfig):
     """MLP with Coordinate-Aware Modulation: h ← act(γ(u)·Norm(Wh+b) + β(u)), γ/β from small learnable grids."""
+
+    cli_name: ClassVar[str | None] = "cam"
 
     mlp: MLPConfig = dataclasses.field(default_factory=MLPConfig)
     """The modulated MLP (torch backend)."""

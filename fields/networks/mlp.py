@@ -4,7 +4,7 @@ Activations come from the one table in :mod:`fieldforge.fields.activations`.
 """
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import ClassVar, Literal
 
 import torch
 from jaxtyping import Float
@@ -107,17 +107,20 @@ class MLP(Network):
 class MLPConfig(NetworkConfig):
     """Fully connected network."""
 
+    cli_name: ClassVar[str | None] = "mlp"
+
     width: int = 256
     """Hidden width."""
     n_hidden_layers: int = 3
     """Number of hidden layers (a 3×256 MLP has 4 linear layers)."""
     activation: Activation = "relu"
-    """Hidden activation ('softplus_beta100': the β=100 softplus of SDF networks; see ``fields.activations``)."""
+    """Hidden activation ('softplus_beta100': the β=100 softplus of SDF networks; see fieldforge.fields.activations)."""
     output_activation: OutputActivation = "none"
     """Activation of the last layer (fields usually apply their own head activation instead)."""
     skips: tuple[int, ...] = ()
     """Hidden-layer indices that receive the network input again (NeRF: (4,))."""
     bias: bool = True
+    """Linear layers have biases (tiny-cuda-nn's fused MLP has none)."""
     backend: Literal["torch", "triton", "tcnn", "auto"] = "auto"
     """Implementation: 'torch' (reference; any config and device), 'triton' (fused Triton kernels on CUDA:
     relu hidden layers, width 16/32/64/128, no skips), 'tcnn' (tiny-cuda-nn FullyFusedMLP: additionally

@@ -18,6 +18,7 @@ gates); a run resumed with more steps continues on the longer schedule from its 
 
 import math
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 from jaxtyping import Float
@@ -132,6 +133,8 @@ class PINs(Network):
 @dataclass(frozen=True)
 class PINsConfig(NetworkConfig):
     """Progressive implicit network: one residual MLP level per frequency band, switched on coarse to fine."""
+
+    cli_name: ClassVar[str | None] = "pins"
 
     n_levels: int = 4
     """Number of levels L (the paper uses 3–5)."""

@@ -9,6 +9,7 @@ kernel layer always runs in fp32 (autocast off): the expansion subtracts nearly 
 """
 
 from dataclasses import dataclass
+from typing import ClassVar
 import torch
 from jaxtyping import Float
 from torch import Tensor, nn
@@ -60,6 +61,8 @@ class RBFNetwork(Network):
 @dataclass(frozen=True)
 class RBFConfig(NetworkConfig):
     """Gaussian RBF decoder: K learned centres with diagonal precisions exp(β), then a linear read-out."""
+
+    cli_name: ClassVar[str | None] = "rbf"
 
     n_kernels: int = 64
     """Number of Gaussian kernels K (GNF: 64 for images and SDF, 32 for NeRF)."""

@@ -9,6 +9,7 @@ SIREN expects coordinates in ``[−1, 1]``: pair it with the identity encoding (
 
 import math
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 from jaxtyping import Float
@@ -47,6 +48,8 @@ class Siren(Network):
 @dataclass(frozen=True)
 class SirenConfig(NetworkConfig):
     """Sinusoidal MLP (SIREN) with its initialization; use with the identity encoding (inputs in [-1,1])."""
+
+    cli_name: ClassVar[str | None] = "siren"
 
     width: int = 256
     """Hidden width."""
