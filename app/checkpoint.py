@@ -1,4 +1,5 @@
-"""Checkpoints: weights as safetensors, optimizer/scheduler/RNG/task state as a torch file; both atomic."""
+"""Checkpoints: weights as safetensors, optimizer/scheduler/RNG/task state as a torch file (loaded with
+``weights_only``: no pickled code); both written atomically."""
 
 import io
 from pathlib import Path
@@ -45,8 +46,10 @@ def load_weights(path: Path, model: torch.nn.Module, total_steps: int | None = N
 
 
 def load_state(path: Path) -> dict[str, Any]:
+    """The trainer state beside a checkpoint. ``weights_only``: tensors and plain containers only, so a run
+    directory from someone else cannot run code when resumed."""
     try:
-        return torch.load(path.with_suffix(".state.pt"), map_location="cpu", weights_only=False)
+        return torch.load(path.with_suffix(".state.pt"), map_location="cpu", weights_only=True)
     except Exception as e:
         raise InputError(path.with_suffix(".state.pt"), f"corrupt checkpoint state ({type(e).__name__}: {e})") from None
 

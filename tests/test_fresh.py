@@ -11,10 +11,10 @@ import pytest
 import torch
 
 from fieldforge.app.cli import main
-from fieldforge.app.config import image_train_config
 from fieldforge.app.config_io import load_yaml
-from fieldforge.app.fresh_image import select_image_field
-from fieldforge.data.images import encode_image, srgb_to_linear
+from fieldforge.app.tasks.image import TASK as IMAGE_TASK
+from fieldforge.app.tasks.image import image_train_config
+from fieldforge.data.images import ImageData, encode_image, srgb_to_linear
 from fieldforge.data.synthetic import sinusoid_image
 from fieldforge.fields.fresh import (
     FreshCandidate,
@@ -108,7 +108,8 @@ def _select(target: torch.Tensor, values: tuple[float, ...]) -> float:
     c = image_train_config("ff")
     c = replace(c, field=replace(c.field, network=MLPConfig(width=64, n_hidden_layers=2)),
                 fresh_search=FreshConfig(values=values, seeds=3, crop=32))
-    chosen, result = select_image_field(c, target, torch.device("cpu"))
+    image = ImageData(target, None, "linear")  # stored values = the target as given
+    chosen, result, _ = IMAGE_TASK.select_fresh(c, image, IMAGE_TASK.run_info(c, image), torch.device("cpu"))
     assert chosen.encoding.sigma == result.best.value and chosen.encoding.seed == c.field.encoding.seed
     return result.best.value
 

@@ -11,8 +11,8 @@ import torch
 
 from fieldforge.app.cli import main
 from fieldforge.app.config_io import load_yaml
-from fieldforge.app.config_sdf import sdf_train_config
-from fieldforge.app.fresh_volume import cube_points, select_shape_field, shape_target
+from fieldforge.app.tasks.sdf import TASK as SDF_TASK
+from fieldforge.app.tasks.sdf import cube_points, sdf_train_config, shape_target
 from fieldforge.data.pointclouds import load_surface
 from fieldforge.fields.fresh import VolumeFreshConfig, spectrum
 from tests.test_captures_nerfstudio import write_capture
@@ -39,21 +39,24 @@ def test_3d_spectrum_of_a_plane_wave_peaks_at_its_frequency(axis, cycles):
 def test_shape_target_is_the_signed_distance_of_the_mesh(sphere_file):
     cloud = load_surface(sphere_file)
     side = 16
-    sdf = shape_target(cloud, "sdf", side).reshape(-1)
+    sdf = shape_target(cloud, "sdf", side, sign_rays=11).reshape(-1)
     pts = cube_points(side)
     centre = torch.tensor(cloud.normalization.apply(np.zeros((1, 3))), dtype=torch.float32)
     radius = 0.3 * cloud.normalization.scale
     exact = (pts - centre).norm(dim=-1) - radius
     assert torch.allclose(sdf, exact, atol=0.01 * float(radius) + 2e-3)  # tessellated sphere vs the ideal one
-    occ = shape_target(cloud, "occupancy", side).reshape(-1)
+    occ = shape_target(cloud, "occupancy", side, sign_rays=11).reshape(-1)
     assert torch.equal(occ, (sdf < 0).float())
 
 
 def test_a_smooth_shape_picks_the_small_sigma(sphere_file):
-    cloud = load_surface(sphere_file)
     config = sdf_train_config("ff")
-    fresh = VolumeFreshConfig(values=(1.0, 40.0), seeds=2, max_side=16)
-    chosen, result = select_shape_field(config.field, fresh, cloud, "sdf", 10, torch.device("cpu"))
+    config = replace(config, data=sphere_file, fresh_search=VolumeFreshConfig(values=(1.0, 40.0), seeds=2, max_side=16),
+                     sampling=replace(config.sampling, pool_size=5000), eval_points=2000)
+    assert config.target == "sdf"
+    prepared = SDF_TASK.prepare(config)
+    chosen, result, what = SDF_TASK.select_fresh(config, prepared, SDF_TASK.run_info(config, prepared), torch.device("cpu"))
+    assert what == "sdf on a 16³ cube"
     assert result.best.value == 1.0 and chosen.encoding.sigma == 1.0
     assert result.ranking[1].distance > result.ranking[0].distance + 3 * max(s.stderr for s in result.ranking)
 

@@ -71,3 +71,30 @@ def test_legacy_runs_resume(legacy: Path, name: str) -> None:
     assert main(["train", name.split("-")[0], "--resume", str(run), "--steps", "6", "--progress", "False"]) == 0
     steps = sorted(int(p.name[5:11]) for p in (run / "checkpoints").glob("step-*.safetensors"))
     assert steps[-1] == 6
+
+
+class _Payload:
+    def __reduce__(self):
+        return (Path.touch, (Path(self.marker),))
+
+
+def test_a_hostile_run_directory_runs_no_code(legacy: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """A state file with a pickled call, and a config tag naming a function: refused, nothing executed."""
+    import io
+
+    run = legacy / "runs" / "image-ff"
+    marker = tmp_path / "pwned"
+    payload = _Payload()
+    payload.marker = str(marker)
+    state = next((run / "checkpoints").glob("*.state.pt"))
+    buf = io.BytesIO()
+    torch.save({"step": 4, "evil": payload}, buf)
+    state.write_bytes(buf.getvalue())
+    assert main(["train", "image", "--resume", str(run), "--steps", "6", "--progress", "False"]) == 2
+    assert "corrupt checkpoint state" in capsys.readouterr().err and not marker.exists()
+    config = run / "config.yaml"
+    lines = config.read_text().splitlines()
+    assert lines[0].startswith("_type: ")
+    config.write_text("\n".join(["_type: os:system", *lines[1:]]) + "\n")
+    assert main(["info", str(run)]) == 2
+    assert "does not name a FieldForge config" in capsys.readouterr().err

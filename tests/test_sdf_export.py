@@ -56,7 +56,7 @@ def test_export_round_trips_the_coordinate_transform(sphere_run, capsys):
     assert main(["export", "mesh", "--run", str(sphere_run), "--resolution", "48", "--format", "ply"]) == 0
     line = capsys.readouterr().out.strip().splitlines()[-1]
     assert "watertight" in line and "NOT" not in line and "Chamfer-L1" in line
-    mesh = o3d.io.read_triangle_mesh(str(sphere_run / "exports" / "mesh-48.ply"))
+    mesh = o3d.io.read_triangle_mesh(str(sphere_run / "exports" / "mesh-48-step000120.ply"))  # default name: resolution and step
     v = np.asarray(mesh.vertices)
     r = np.linalg.norm(v - CENTRE, axis=1)
     assert abs(v.mean(axis=0) - CENTRE).max() < 0.02 * RADIUS  # back in the input's coordinates
@@ -67,7 +67,7 @@ def test_export_round_trips_the_coordinate_transform(sphere_run, capsys):
     assert mesh.is_edge_manifold(allow_boundary_edges=False) and mesh.is_vertex_manifold() and mesh.is_orientable()
     colours = np.asarray(mesh.vertex_colors)  # nearest input colour, sRGB-encoded 8-bit on disk
     assert np.allclose(colours, [1.0, 128 / 255, 0.0], atol=1 / 255)
-    assert (sphere_run / "exports" / "mesh-48-slices.png").is_file()
+    assert (sphere_run / "exports" / "mesh-48-step000120-slices.png").is_file()
     # the unit frame: the same surface inside the normalized cube
     out = sphere_run / "exports" / "unit.obj"
     assert main(["export", "mesh", "--run", str(sphere_run), "--resolution", "48", "--format", "obj", "--frame", "unit", "--output", str(out), "--slices", "False"]) == 0
@@ -84,10 +84,10 @@ def test_npz_export_stores_the_exact_grid(sphere_run):
     data = np.load(out)
     values = data["values"]
     assert values.shape == (20, 20, 20) and data["kind"] == "sdf"
-    from fieldforge.app.export_mesh import load_run_field
-    from fieldforge.app.runs import RunDir
+    from fieldforge.app.loader import load_run
 
-    loaded = load_run_field(RunDir.open(sphere_run), None)
+    loaded = load_run(sphere_run)
+    assert loaded.kind == "sdf" and loaded.step == 120
     i, j, k = 3, 11, 17
     p = torch.tensor([[i / 19, j / 19, k / 19]], dtype=torch.float32)  # the grid spans the unit cube
     with torch.no_grad():
@@ -216,14 +216,18 @@ def test_bad_input_gives_one_line_and_exit_code_2(tmp_path, capfd, argv_fn, mess
 
 
 def test_export_refuses_runs_of_other_tasks_and_bad_options(tmp_path, sphere_run, capfd):
-    image_run = tmp_path / "img"
-    image_run.mkdir()
-    from fieldforge.app.config import ImageTrainConfig
-    from fieldforge.app.runs import RunDir
+    from fieldforge.data.images import encode_image
+    from fieldforge.data.synthetic import test_image
 
-    RunDir(image_run).write_config(ImageTrainConfig())
-    assert main(["export", "mesh", "--run", str(image_run)]) == 2
-    assert "cannot export a mesh from a ImageTrainConfig run" in capfd.readouterr().err
+    image = tmp_path / "img.png"
+    image.write_bytes(encode_image(test_image(8, 8), "png"))
+    assert main(["train", "image", "--data", str(image), "--method", "ff", "--steps", "1", "--batch-size", "16", "--field.network.width", "8",
+                 "--output-dir", str(tmp_path), "--name", "img", "--progress", "False"]) == 0
+    capfd.readouterr()
+    assert main(["export", "mesh", "--run", str(tmp_path / "img"), "--device", "cpu"]) == 2  # an image field has no surface
+    err = capfd.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("fieldforge: error:") and "no surface to extract" in err[0], err
+    assert not (tmp_path / "img" / "exports").exists()
     assert main(["export", "mesh", "--run", str(sphere_run), "--resolution", "4"]) == 2
     assert "--resolution must be" in capfd.readouterr().err
     assert main(["export", "mesh", "--run", str(sphere_run), "--format", "obj", "--output", str(tmp_path / "x.ply")]) == 2
@@ -236,5 +240,5 @@ def test_occupancy_runs_export_their_probability_one_half_surface(tmp_path, sphe
     assert "trained pe (occupancy)" in capsys.readouterr().out
     assert main(["export", "mesh", "--run", str(tmp_path / "occ"), "--resolution", "40", "--format", "glb", "--slices", "False"]) == 0
     line = capsys.readouterr().out
-    assert "exported occupancy mesh at 40³" in line and "watertight" in line and "NOT" not in line
-    assert (tmp_path / "occ" / "exports" / "mesh-40.glb").is_file()
+    assert "exported occupancy mesh (level 0) at 40³ from step 120" in line and "watertight" in line and "NOT" not in line
+    assert (tmp_path / "occ" / "exports" / "mesh-40-step000120.glb").is_file()
