@@ -22,7 +22,7 @@ import torch
 from rich.console import Console
 from rich.table import Table
 
-from bench_common import (  # noqa: F401  (DEFAULT_IMAGES, ROOT, holdout_mask, list_images: bench_progressive imports them from here)
+from bench_common import (
     DEFAULT_IMAGES,
     ROOT,
     Probe,
@@ -39,18 +39,6 @@ from fieldforge.app.tasks.image import TASK, ImageTrainConfig
 from fieldforge.app.trainer import resolve_device
 from fieldforge.data.images import ImageData
 from fieldforge.fields.fresh import FreshConfig, FreshResult, candidate_configs
-
-
-def fit_config(config: ImageTrainConfig, train_mask: torch.Tensor | None = None) -> dict:
-    """Train ``config`` (its ``data`` and ``downscale`` name the image) in a temporary folder; PSNR/SSIM/time/params.
-
-    With ``train_mask``, only those pixels are trained on; ``psnr`` is then over the held-out pixels and
-    ``train_psnr`` over the training ones."""
-    return fit_image(config, train_mask)[0]
-
-
-def bench_config(method: str, steps: int, batch_size: int, seed: int, device: str) -> ImageTrainConfig:
-    return image_bench_config(method, steps, batch_size, seed, device)
 
 
 def select(config: ImageTrainConfig, image: ImageData, device: str) -> FreshResult:
@@ -74,7 +62,7 @@ def spearman(a: list[float], b: list[float]) -> float:
 def projection(family: str, image: Path, fresh: FreshConfig, steps: int, batch_size: int, probe_steps: int, device: str) -> dict:
     """FreSh's cost relative to a default-length training run at full resolution: selection is timed in full;
     the training run is timed for ``probe_steps`` steps after one warm-up step and extrapolated to ``steps``."""
-    config = replace(bench_config(family, probe_steps + 1, batch_size, 0, device), data=image, fresh_search=fresh)
+    config = replace(image_bench_config(family, probe_steps + 1, batch_size, 0, device, data=image), fresh_search=fresh)
     picture = TASK.prepare(config)
     result = select(config, picture, device)
     probe = Probe(evaluate_at_stop=False)  # times the steps, then ends the run before its final evaluation
@@ -139,7 +127,7 @@ def main() -> None:
         return
     rows, summary = [], {}
     for family in [f for f in args.families.split(",") if f]:
-        config = bench_config(family, args.steps, args.batch_size, args.seed, args.device)
+        config = image_bench_config(family, args.steps, args.batch_size, args.seed, args.device)
         text = args.siren_values if family == "siren" and args.siren_values else args.values
         values = tuple(float(v) for v in text.split(",") if v)
         fresh = FreshConfig(values=values, seeds=args.seeds, crop=args.crop)
@@ -155,7 +143,7 @@ def main() -> None:
             console.print(f"[bold]{family}[/] {path.name}: FreSh picks {result.best.label} in {result.seconds:.1f} s")
             grid = []
             for label, value, field in candidates:
-                r = fit_config(replace(config, field=field), mask)
+                r, _ = fit_image(replace(config, field=field), mask)  # held-out pixels: psnr, train_psnr, all_psnr
                 grid.append({"label": label, "value": value, **r})
                 console.print(f"  {label}: {r['psnr']:.2f} dB in {r['seconds']:.1f} s")
             best = max(grid, key=lambda g: g["psnr"])

@@ -9,6 +9,8 @@ Every implementation runs the same shapes in one process; timings are medians of
     python scripts/bench_kernels.py                      # full sweep (CUDA)
     python scripts/bench_kernels.py --tune               # launch configs and weight-gradient strategies first
     python scripts/bench_kernels.py --quick              # a few shapes (also runs on CPU: torch only)
+
+Without CUDA only --quick runs (torch eager on a few small shapes); the full sweep and --tune exit with a message.
 """
 
 import argparse
@@ -21,13 +23,12 @@ import time
 from pathlib import Path
 
 import torch
+from rich.console import Console
+from rich.table import Table
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from bench_common import cpu_name
 
-from rich.console import Console  # noqa: E402
-from rich.table import Table  # noqa: E402
-
-from fieldforge.fields.kernels import has_tcnn, has_triton  # noqa: E402
+from fieldforge.fields.kernels import has_tcnn, has_triton
 
 console = Console()
 IN_DIM, OUT_DIM = 32, 16
@@ -257,6 +258,19 @@ def print_tables(rows: list[dict]) -> None:
         console.print(table)
 
 
+def public_command(argv: list[str]) -> str:
+    """The command line as run, with the script and the --out file named without their folders (a result file
+    names no local path)."""
+    words = ["scripts/bench_kernels.py"]
+    for i, word in enumerate(argv[1:], 1):
+        if argv[i - 1] == "--out":
+            word = Path(word).name
+        elif word.startswith("--out="):
+            word = "--out=" + Path(word[len("--out="):]).name
+        words.append(word)
+    return " ".join(words)
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--suite", choices=["mlp", "hashgrid", "all"], default="all")
@@ -275,15 +289,20 @@ def main() -> None:
     args = p.parse_args()
     args.compile_shapes = {tuple(int(v) for v in s.split("x")) for s in args.compile_shapes.split(",") if s}
     dev = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if dev.type != "cuda" and not args.quick:
+        p.exit(2, "bench_kernels.py: CUDA is not available. The full sweep times GPU kernels (Triton, tiny-cuda-nn, torch.compile) "
+                  "at batches up to 2^21; on a CPU run it with --quick (torch eager on a few small shapes).\n")
+    if args.tune and not (dev.type == "cuda" and has_triton()):
+        console.print("[yellow]--tune needs CUDA and Triton: skipped")
     if args.quick:
         args.widths, args.depths, args.batches, args.hg_batches = [16, 64], [2], [2**12, 2**14], [2**14]
-    gpu = torch.cuda.get_device_name() if dev.type == "cuda" else "cpu"
+    gpu = torch.cuda.get_device_name() if dev.type == "cuda" else f"CPU ({cpu_name()}, {torch.get_num_threads()} threads)"
     tag = gpu.lower().replace("nvidia", "").strip().split()[0] if dev.type == "cuda" else "cpu"
     out = args.out or Path(__file__).parent / "results" / f"bench_kernels_{tag}.json"
     meta = {
         "device": gpu, "torch": torch.__version__, "python": platform.python_version(),
         "triton": __import__("triton").__version__ if has_triton() else None, "tcnn_installed": has_tcnn(),
-        "command": " ".join(sys.argv), "in_dim": IN_DIM, "out_dim": OUT_DIM,
+        "command": public_command(sys.argv), "in_dim": IN_DIM, "out_dim": OUT_DIM,
         "interpret": os.environ.get("TRITON_INTERPRET", "0"),
     }  # fmt: skip
     console.print(meta)

@@ -2,7 +2,9 @@
 """Radiance-field benchmark: methods × scenes → test PSNR/SSIM at fixed steps and at fixed wall time,
 training rays/s and samples/s, render rays/s, peak memory.
 
-Training time is wall time; ``cpu s`` is the process CPU time over all threads (on a contended machine
+Every fit is a ``fieldforge train nerf`` run (``fieldforge.app.train.train``) in a temporary folder; a trainer
+callback times it, evaluates it (the task's evaluation: the first --eval-views test views at full size) and
+stops it. Training time is wall time; ``cpu s`` is the process CPU time over all threads (on a contended machine
 it bounds what an idle one would need). Scenes: ``lego_half`` (../shared/data/lego_half, Blender, every 8th view held out, white background) and
 ``synthetic`` (the procedural capture, rendered into a temporary folder). Training time excludes
 evaluation. Each run stops at ``--steps`` or ``--budget`` seconds, whichever comes first; evaluations
@@ -21,12 +23,9 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # shared CPUs: spinning Ope
 
 import argparse  # noqa: E402
 import json  # noqa: E402
-import math  # noqa: E402
-import platform  # noqa: E402
 import resource  # noqa: E402
 import sys  # noqa: E402
 import tempfile  # noqa: E402
-import time  # noqa: E402
 from dataclasses import replace  # noqa: E402
 from pathlib import Path  # noqa: E402
 
@@ -34,19 +33,17 @@ import torch  # noqa: E402
 from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from bench_common import ROOT, Probe, cpu_name, train_probed  # noqa: E402
 
-from fieldforge.app.config_nerf import NERF_METHODS, nerf_train_config  # noqa: E402
-from fieldforge.app.nerf_task import NerfTask, build_model  # noqa: E402
-from fieldforge.app.trainer import lr_lambda, resolve_device  # noqa: E402
-from fieldforge.data.captures import CaptureOptions, load_capture  # noqa: E402
-from fieldforge.fields.metrics import psnr, ssim  # noqa: E402
+from fieldforge.app.tasks import get_task  # noqa: E402
+from fieldforge.app.tasks.nerf import METHODS, nerf_train_config  # noqa: E402
+from fieldforge.app.trainer import StepResult, Trainer, resolve_device  # noqa: E402
+from fieldforge.data.captures import CaptureOptions  # noqa: E402
 
 LEGO = Path(os.environ.get("FIELDFORGE_LEGO", ROOT.parent / "shared" / "data" / "lego_half"))
 
 
-def scene_config(method: str, scene: str, data: Path, args) -> "object":
+def scene_config(method: str, scene: str, data: Path, args, output_dir: Path = Path("outputs")) -> "object":
     """Per-scene sampling settings (the methods' fields and optimizers come from the presets)."""
     cfg = nerf_train_config(method)
     render = cfg.render
@@ -67,24 +64,11 @@ def scene_config(method: str, scene: str, data: Path, args) -> "object":
         field = replace(field, encoding=replace(field.encoding, n_levels=12, log2_table_size=15, max_resolution=256))
     return replace(
         cfg, data=data, field=field, render=render, capture=CaptureOptions(holdout_every=8),
-        trainer=replace(cfg.trainer, steps=args.steps, batch_size=batch, seed=args.seed, device=args.device, progress=False),
+        # the task's periodic evaluation, as the benchmark scores: the first --eval-views test views (0: all) at full size
+        eval_views=args.eval_views if args.eval_views > 0 else 1 << 30, eval_max_side=1 << 30,
+        trainer=replace(cfg.trainer, steps=args.steps, batch_size=batch, seed=args.seed, device=args.device, mixed_precision=args.amp,
+                        eval_every=0, checkpoint_every=0, log_every=10**9, progress=False, output_dir=output_dir),
     )
-
-
-def evaluate(task: NerfTask, views: list[int]) -> dict:
-    task.model.eval()
-    t0 = time.perf_counter()
-    ps, ss, pix = [], [], 0
-    with torch.no_grad():
-        for i in views:
-            rgb, _, _ = task.render_view(i)
-            target = task.capture.composited(i)
-            ps.append(psnr(rgb, target))
-            ss.append(ssim(rgb, target))
-            pix += rgb.shape[0] * rgb.shape[1]
-    task.model.train()
-    dt = time.perf_counter() - t0
-    return {"psnr": sum(ps) / len(ps), "ssim": sum(ss) / len(ss), "render_rays_per_s": pix / dt, "eval_seconds": dt}
 
 
 def peak_memory_mb(device: torch.device) -> float:
@@ -93,63 +77,63 @@ def peak_memory_mb(device: torch.device) -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
 
 
+class NerfProbe(Probe):
+    """``Probe`` that also counts the training rays and samples of every step (from the task's step log)."""
+
+    def __init__(self, console: Console, view_limit: int, **kwargs) -> None:
+        super().__init__(on_record=self.show, **kwargs)
+        self.console = console
+        self.view_limit = view_limit
+        self.rays = self.samples = 0
+        self.eval_views = 0
+
+    def on_train_start(self, trainer: Trainer) -> None:
+        info = get_task("nerf").read_info(trainer.run)  # the capture's record: how many test views an evaluation renders
+        test = info["split"]["test"] or info["split"]["train"][:1]
+        self.eval_views = len(test[: self.view_limit]) if self.view_limit > 0 else len(test)
+        super().on_train_start(trainer)
+
+    def on_step_end(self, trainer: Trainer, result: StepResult, loss: float) -> None:
+        self.rays += int(result.log["rays"])
+        self.samples += int(result.log["rays"] * result.log["samples_per_ray"])
+        super().on_step_end(trainer, result, loss)
+
+    def show(self, record: dict) -> None:
+        if record["step"] in self.eval_at:
+            self.console.print(f"  step {record['step']:6d}  {record['seconds']:7.1f} s  test PSNR {record['psnr']:.2f}  SSIM {record['ssim']:.4f}  "
+                               f"train rays/s {self.rays / max(record['seconds'], 1e-9):,.0f}")
+
+
 def run(method: str, scene: str, data: Path, args, console: Console) -> dict:
-    cfg = scene_config(method, scene, data, args)
+    """One ``fieldforge train nerf`` run in a temporary folder, timed and evaluated by a ``NerfProbe``; it stops at
+    --steps or --budget seconds of training, whichever comes first, with an evaluation there."""
     device = resolve_device(args.device)
-    capture = load_capture(cfg.data, cfg.capture)
-    views = capture.split["test"][: args.eval_views] if args.eval_views > 0 else capture.split["test"]
-    model = build_model(cfg, capture.scene_box).to(device)
-    task = NerfTask(model, capture, cfg, device)
-    opt = torch.optim.Adam(task.param_groups(cfg.optim.lr), lr=cfg.optim.lr, betas=cfg.optim.betas, eps=cfg.optim.eps, weight_decay=cfg.optim.weight_decay)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda(cfg.optim, cfg.trainer.steps))
-    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if (device.type == "cuda" and args.amp) else None
     eval_at = sorted({int(s) for s in args.eval_at.split(",") if s}) if args.eval_at else []
-    curve, rays, samples, train_s, cpu_s, step = [], 0, 0, 0.0, 0.0, 0
-    console.print(f"[bold]{method} × {scene}[/]: {capture.describe()}, {model.field.num_parameters():,} parameters, eval on {len(views)} test views")
-    while step < cfg.trainer.steps and train_s < args.budget:
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        t0, c0 = time.perf_counter(), time.process_time()
-        if autocast is not None:
-            with autocast:
-                r = task.train_step(step)
-        else:
-            r = task.train_step(step)
-        opt.zero_grad(set_to_none=True)
-        r.loss.backward()
-        opt.step()
-        sched.step()
-        step += 1
-        model.update(step / cfg.trainer.steps, r.coords, r.per_sample_loss)
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        train_s += time.perf_counter() - t0
-        cpu_s += time.process_time() - c0
-        rays += int(r.log["rays"])
-        samples += int(r.log["rays"] * r.log["samples_per_ray"])
-        if not math.isfinite(float(r.loss.detach())):
-            raise FloatingPointError(f"{method} × {scene}: loss became {float(r.loss.detach())} at step {step}")
-        if step in eval_at:
-            e = evaluate(task, views)
-            curve.append({"step": step, "seconds": train_s, "cpu_seconds": cpu_s, "psnr": e["psnr"], "ssim": e["ssim"]})
-            console.print(f"  step {step:6d}  {train_s:7.1f} s  test PSNR {e['psnr']:.2f}  SSIM {e['ssim']:.4f}  train rays/s {rays / train_s:,.0f}")
-    final = evaluate(task, views)
-    curve.append({"step": step, "seconds": train_s, "cpu_seconds": cpu_s, "psnr": final["psnr"], "ssim": final["ssim"]})
-    console.print(f"  final {step:6d}  {train_s:7.1f} s  test PSNR {final['psnr']:.2f}  SSIM {final['ssim']:.4f}")
+    probe = NerfProbe(console, args.eval_views, eval_at=eval_at, budget_s=args.budget)
+    console.print(f"[bold]{method} × {scene}[/]")
+    with tempfile.TemporaryDirectory() as tmp:
+        cfg = scene_config(method, scene, data, args, Path(tmp))
+        run_dir, _ = train_probed(cfg, probe)
+    if run_dir is not None or probe.final is None:  # the probe ends every run with an evaluation
+        raise RuntimeError(f"{method} × {scene}: the run ended without the probe's final evaluation")
+    final, train_s = probe.final, probe.seconds
+    console.print(f"  final {probe.steps:6d}  {train_s:7.1f} s  test PSNR {final['psnr']:.2f}  SSIM {final['ssim']:.4f}")
     return {
-        "method": method, "scene": scene, "steps": step, "train_seconds": train_s,
-        "train_cpu_seconds": cpu_s,  # process CPU time (all threads): what an idle machine would need, roughly
-        "stopped_by": "budget" if train_s >= args.budget else "steps",
-        "psnr": final["psnr"], "ssim": final["ssim"], "eval_views": len(views),
-        "train_rays_per_s": rays / train_s, "train_samples_per_s": samples / train_s,
-        "render_rays_per_s": final["render_rays_per_s"], "params": model.field.num_parameters(),
-        "peak_memory_mb": peak_memory_mb(device), "curve": curve,
+        "method": method, "scene": scene, "steps": probe.steps, "train_seconds": train_s,
+        "train_cpu_seconds": probe.cpu_seconds,  # process CPU time (all threads): what an idle machine would need, roughly
+        "stopped_by": probe.stopped_by,
+        "psnr": final["psnr"], "ssim": final["ssim"], "eval_views": probe.eval_views,
+        "train_rays_per_s": probe.rays / train_s, "train_samples_per_s": probe.samples / train_s,
+        "render_rays_per_s": final["render_rays_per_s"], "params": probe.params,
+        "peak_memory_mb": peak_memory_mb(device),
+        "curve": [{"step": r["step"], "seconds": r["seconds"], "cpu_seconds": r["cpu_seconds"], "psnr": r["psnr"], "ssim": r["ssim"]}
+                  for r in probe.curve],
     }
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--methods", default="ngp", help=f"comma-separated presets ({', '.join(NERF_METHODS)})")
+    p.add_argument("--methods", default="ngp", help=f"comma-separated presets ({', '.join(METHODS)})")
     p.add_argument("--scenes", default="synthetic,lego_half", help="comma-separated: synthetic, lego_half")
     p.add_argument("--steps", type=int, default=2000, help="training steps (the lr schedule spans these)")
     p.add_argument("--budget", type=float, default=600.0, help="wall-time budget of training in seconds (evaluation excluded)")
@@ -176,7 +160,7 @@ def main() -> None:
     for scene in [s for s in args.scenes.split(",") if s]:
         with tempfile.TemporaryDirectory() as tmp:
             if scene == "synthetic":
-                from fieldforge.app.commands_nerf import DEMO_CAPTURE, write_synthetic_capture
+                from fieldforge.app.demos import DEMO_CAPTURE, write_synthetic_capture
 
                 data = write_synthetic_capture(Path(tmp) / "synthetic", **DEMO_CAPTURE).parent  # type: ignore[arg-type]
             elif scene == "lego_half":
@@ -187,8 +171,8 @@ def main() -> None:
             else:
                 raise SystemExit(f"unknown scene {scene!r}")
             for method in [m for m in args.methods.split(",") if m]:
-                if method not in NERF_METHODS:
-                    raise SystemExit(f"unknown method {method!r}; choose from {', '.join(NERF_METHODS)}")
+                if method not in METHODS:
+                    raise SystemExit(f"unknown method {method!r}; choose from {', '.join(METHODS)}")
                 results.append(run(method, scene, data, args, console))
     table = Table(title=f"NeRF benchmark ({results[0]['eval_views'] if results else 0} test views; training time excludes evaluation)")
     for col in ("method", "scene", "steps", "train s", "cpu s", "test PSNR", "SSIM", "train rays/s", "samples/s", "render rays/s", "peak MB"):
@@ -199,7 +183,7 @@ def main() -> None:
     console.print(table)
     device = resolve_device(args.device)
     env = {
-        "device": torch.cuda.get_device_name(0) if device.type == "cuda" else platform.processor() or platform.machine(),
+        "device": torch.cuda.get_device_name(0) if device.type == "cuda" else cpu_name(),
         "torch": torch.__version__, "threads": torch.get_num_threads(), "cpu_count": os.cpu_count(),
         "load_average_at_end": os.getloadavg(), "argv": sys.argv[1:],
     }
