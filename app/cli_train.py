@@ -149,10 +149,17 @@ def parse_resume(argv: list[str], prog: str) -> ResumeOptions:
     return tyro.cli(ResumeOptions, args=argv, prog=prog, config=TYRO_CONF)
 
 
+def require_option(argv: Sequence[str], name: str, hint: str) -> None:
+    """One clear line instead of tyro's usage box when a required option is missing (``--help`` still works)."""
+    if not any(a in ("-h", "--help") for a in argv) and peek_option(argv, name) is None:
+        raise InputError(None, f"{name} is required ({hint})")
+
+
 def parse_train(task: TaskDefinition, argv: list[str], prog: str) -> Any:
     """The run config of ``fieldforge train <task> ARGV`` (``--data`` required)."""
     import torch
 
+    require_option(argv, "--data", task.data_hint)
     from fieldforge.app.trainer import resolve_device
 
     argv, method = pop_option(with_aliases(argv), "--method")

@@ -2,12 +2,13 @@
 
 import tyro
 
-from fieldforge.app.cli_train import TYRO_CONF
+from fieldforge.app.cli_train import TYRO_CONF, require_option
 
 
 def export_image(argv: list[str], prog: str) -> int:
     from fieldforge.app.export_image import ExportImageConfig, export_image as run_export
 
+    require_option(argv, "--run", "a run directory")
     config = tyro.cli(ExportImageConfig, args=argv, prog=prog, config=TYRO_CONF)
     out, m = run_export(config)
     what = f"exported {m['width']}×{m['height']} from step {m['step']}" + (f", PSNR {m['psnr']:.2f} dB" if "psnr" in m else "")
@@ -19,6 +20,7 @@ def export_mesh(argv: list[str], prog: str) -> int:
     from fieldforge.app.export_mesh import ExportMeshConfig, export_mesh as run_export
     from fieldforge.app.tasks.sdf import shape_summary
 
+    require_option(argv, "--run", "a run directory")
     config = tyro.cli(ExportMeshConfig, args=argv, prog=prog, config=TYRO_CONF)
     out, m = run_export(config)
     if config.format == "npz":
@@ -34,6 +36,7 @@ def export_mesh(argv: list[str], prog: str) -> int:
 def export_render(argv: list[str], prog: str) -> int:
     from fieldforge.app.export_views import ExportRenderConfig, export_render as run_export
 
+    require_option(argv, "--run", "a run directory")
     c = tyro.cli(ExportRenderConfig, args=argv, prog=prog, config=TYRO_CONF)
     out, m = run_export(c)
     parts = [f"rendered {m['views']} {c.split} views from step {m['step']}"]
@@ -46,6 +49,7 @@ def export_render(argv: list[str], prog: str) -> int:
 def export_video(argv: list[str], prog: str) -> int:
     from fieldforge.app.export_views import ExportVideoConfig, export_video as run_export
 
+    require_option(argv, "--run", "a run directory")
     c = tyro.cli(ExportVideoConfig, args=argv, prog=prog, config=TYRO_CONF)
     out, m = run_export(c)
     print(f"rendered a {m['frames']}-frame {c.path} video ({m['width']}×{m['height']}, {m['fps']} fps) from step {m['step']} → {out}")
@@ -71,6 +75,7 @@ def export_pointcloud(argv: list[str], prog: str) -> int:
     from fieldforge.app.export_views import ExportPointcloudConfig, export_pointcloud as run_export
 
     argv = with_frame_aliases(argv)
+    require_option(argv, "--run", "a run directory")
     c = tyro.cli(ExportPointcloudConfig, args=argv, prog=prog, config=TYRO_CONF)
     out, m = run_export(c)
     print(f"exported {m['points']:,} points from step {m['step']} → {out}")

@@ -76,11 +76,11 @@ def test_top_level_help_lists_train_commands(capsys: pytest.CaptureFixture) -> N
     assert all(f"train {name}" in out for name in TASKS)
 
 
-def test_missing_data_is_a_clear_error(capsys: pytest.CaptureFixture) -> None:
-    with pytest.raises(SystemExit) as e:
-        main(["train", "image"])
-    assert e.value.code == 2
-    assert "--data" in capsys.readouterr().err
+@pytest.mark.parametrize("task", list(TASKS))
+def test_missing_data_is_one_error_line(task: str, capsys: pytest.CaptureFixture) -> None:
+    assert main(["train", task]) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and "--data is required" in lines[0] and get_task(task).data_hint in lines[0]
 
 
 def test_resume_refuses_options_it_cannot_honour(tmp_path, capsys: pytest.CaptureFixture) -> None:

@@ -82,6 +82,16 @@ def test_export_video_pointcloud_and_mesh(trained, capsys):
     pcd = o3d.io.read_point_cloud(str(run / "exports" / "pointcloud-step000080.ply"))
     pts = np.asarray(pcd.points)
     assert 10 < len(pts) <= 500 and np.abs(pts).max() < 1.2  # capture frame: the scene lies within radius ~1
+    # --frame unit: the same points in FieldForge's normalized frame; the old spelling --frame normalized is an alias
+    from fieldforge.data.transforms import Similarity
+
+    to_unit = Similarity.from_dict(json.loads((run / "capture.json").read_text())["normalization"])
+    for spelling in ("unit", "normalized"):
+        out = run / "exports" / f"points-{spelling}.ply"
+        assert main(["export", "pointcloud", "--run", str(run), "--points", "500", "--frame", spelling, "--output", str(out),
+                     "--device", "cpu"]) == 0
+        unit = np.asarray(o3d.io.read_point_cloud(str(out)).points)
+        assert unit.shape == pts.shape and np.allclose(unit, to_unit.apply(pts), atol=1e-4), spelling
     assert main(["export", "mesh", "--run", str(run), "--resolution", "48", "--level", "1", "--device", "cpu"]) == 0
     assert "density mesh" in capsys.readouterr().out
     mesh = o3d.io.read_triangle_mesh(str(run / "exports" / "mesh-48-step000080.ply"))

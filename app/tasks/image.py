@@ -92,7 +92,7 @@ class ImageTrainConfig:
     method: str = DEFAULT_METHOD
     """Method preset (its values are the defaults of the field and optimizer options below)."""
     field: TaskFieldConfig = dataclasses.field(default_factory=lambda: task_field(METHODS[DEFAULT_METHOD].field))
-    optim: OptimizerConfig = dataclasses.field(default_factory=OptimizerConfig)
+    optim: OptimizerConfig = dataclasses.field(default_factory=lambda: METHODS[DEFAULT_METHOD].optim)
     trainer: Annotated[TrainerConfig, tyro.conf.OmitArgPrefixes] = dataclasses.field(default_factory=TrainerConfig)
     loss: Literal["mse", "l1"] = "mse"
     """Per-pixel loss on the stored (sRGB-encoded for PNG/JPEG) values."""

@@ -48,7 +48,7 @@ class NerfTrainConfig:
     """Capture: a directory or transforms file (nerfstudio, Blender, LLFF, COLMAP)."""
     format: Literal["auto", "nerfstudio", "blender", "llff", "colmap"] = "auto"
     """Capture format ('auto' detects it)."""
-    method: str = "ngp"
+    method: str = DEFAULT_METHOD
     """Method preset; --field.* options override it."""
     field: RadianceFieldConfig = dataclasses.field(default_factory=lambda: task_field(METHODS[DEFAULT_METHOD].field, RadianceFieldConfig))
     optim: OptimizerConfig = dataclasses.field(default_factory=lambda: METHODS[DEFAULT_METHOD].optim)

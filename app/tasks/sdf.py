@@ -185,14 +185,14 @@ class SDFTrainConfig:
 
     data: Path = Path("")
     """Point cloud or mesh: PLY, PCD, XYZ/XYZN/XYZRGB/PTS, OBJ, STL, OFF."""
-    method: str = "ff"
+    method: str = DEFAULT_METHOD
     """Method preset; --field.* options override it."""
     target: Target = "sdf"
     """'sdf': signed distance (meshes: L1 to the exact distance; point clouds: L1 to approximate distances
     from the oriented points + implicit-surface terms with an eikonal regulariser).
     'occupancy': inside probability (BCE; point clouds get inside labels from their oriented normals)."""
     field: TaskFieldConfig = dataclasses.field(default_factory=lambda: task_field(with_head(METHODS[DEFAULT_METHOD].field, "sdf")))
-    optim: OptimizerConfig = dataclasses.field(default_factory=OptimizerConfig)
+    optim: OptimizerConfig = dataclasses.field(default_factory=lambda: METHODS[DEFAULT_METHOD].optim)
     trainer: Annotated[TrainerConfig, tyro.conf.OmitArgPrefixes] = dataclasses.field(
         default_factory=lambda: TrainerConfig(steps=800, batch_size=8192, eval_every=0, checkpoint_every=400)
     )
