@@ -1,4 +1,4 @@
-"""Commands other than ``train`` and ``export``: ``info``, ``capture synthetic``, ``demo``, ``demo nerf``.
+"""Commands other than ``train`` and ``export``: ``info``, ``runs``, ``capture synthetic``, ``demo``, ``demo nerf``.
 
 Each parses its options with tyro, runs, and prints a one-line summary on stdout.
 """
@@ -17,36 +17,153 @@ from fieldforge.data.errors import InputError
 
 @dataclass(frozen=True)
 class InfoConfig:
-    """Show a run's task, method, config, training progress, last evaluation and checkpoints."""
+    """Show a run's task, method, field, training progress, last evaluation and checkpoints (--yaml: the raw config)."""
 
     run: Annotated[Path, tyro.conf.Positional]
     """Run directory."""
-    config: bool = True
-    """Also print the full config."""
+    yaml: bool = False
+    """Print the run's full config as YAML (what config.yaml holds) instead of the summary."""
+
+
+def _component(obj: object) -> str:
+    """``TypeName(a=1, b=2, …)`` of a config dataclass: its scalar fields, at most six."""
+    import dataclasses
+
+    if not dataclasses.is_dataclass(obj):
+        return str(obj)
+    scalars = [(f.name, getattr(obj, f.name)) for f in dataclasses.fields(obj)]
+    shown = [f"{k}={v}" for k, v in scalars if isinstance(v, (int, float, str, bool)) and not isinstance(v, type)][:6]
+    return f"{type(obj).__name__}({', '.join(shown)}{', …' if len(shown) == 6 else ''})"
+
+
+def _size(path: Path) -> int:
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+
+
+def _human(n: float) -> str:
+    for unit in ("B", "kB", "MB", "GB"):
+        if n < 1000 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1000
+    return f"{n:.1f} GB"
+
+
+def _metric_text(record: dict) -> str:
+    keys = ("psnr", "ssim", "chamfer", "chamfer_l1", "fscore", "iou", "normal_consistency")
+    parts = []
+    for k in keys:
+        if isinstance(record.get(k), (int, float)):
+            parts.append(f"{k} {record[k]:.2f} dB" if k == "psnr" else f"{k} {record[k]:.4g}")
+    return ", ".join(parts) if parts else ", ".join(f"{k} {v:.4g}" for k, v in record.items() if isinstance(v, float))[:200]
 
 
 def info(argv: list[str], prog: str) -> int:
     from fieldforge.app.config_io import dump_yaml
     from fieldforge.app.loader import load_run
 
+    argv = list(argv)
+    for i, a in enumerate(argv):  # a bare --yaml is the flag (tyro here wants --yaml True like every bool)
+        if a == "--yaml" and (i + 1 == len(argv) or argv[i + 1] not in ("True", "False", "true", "false")):
+            argv = argv[: i + 1] + ["True"] + argv[i + 1 :]
+            break
     config = tyro.cli(InfoConfig, args=argv, prog=prog, config=TYRO_CONF)
     loaded = load_run(config.run)
     run = loaded.run
+    if config.yaml:
+        print(dump_yaml(loaded.config).rstrip())
+        return 0
     n_params = sum(p.numel() for p in loaded.model.parameters())
     print(f"run: {run.path}")
     print(f"task: {loaded.kind}, method {loaded.config.method}, {n_params:,} parameters")
-    if config.config:
-        print("config:")
-        print("  " + dump_yaml(loaded.config).replace("\n", "\n  ").rstrip())
+    print(f"input: {getattr(loaded.config, 'data', '?')}")
+    field = getattr(loaded.config, "field", None)
+    if field is not None:
+        for part in ("encoding", "network"):
+            if hasattr(field, part):
+                print(f"{part}: {_component(getattr(field, part))}")
     records = run.read_metrics()
     evals = [r for r in records if r.get("kind") == "eval"]
     trains = [r for r in records if r.get("kind") == "train"]
+    total = loaded.config.trainer.steps
     if trains:
-        print(f"training: {trains[-1]['step']} of {loaded.config.trainer.steps} steps logged, last loss {trains[-1]['loss']:.4g}")
+        t = trains[-1]
+        rate = f", {t['steps_per_s']:.1f} steps/s" if isinstance(t.get("steps_per_s"), (int, float)) else ""
+        print(f"training: {t['step']} of {total} steps logged, last loss {t['loss']:.4g}{rate}")
+    else:
+        print(f"training: {loaded.step} of {total} steps (checkpoint)")
     if evals:
-        print("last evaluation: " + json.dumps(evals[-1]))
+        e = evals[-1]
+        print(f"last evaluation: step {e.get('step')}{' (final)' if e.get('final') else ''}: {_metric_text(e)}")
     ckpts = run.checkpoints()
     print("checkpoints: " + ", ".join(f"step {s} ({p.name})" for s, p in ckpts))
+    created = time.strftime("%Y-%m-%d %H:%M", time.localtime((run.path / "config.yaml").stat().st_mtime))
+    print(f"size: {_human(_size(run.path))}, written {created}   (--yaml prints the full config)")
+    return 0
+
+
+@dataclass(frozen=True)
+class RunsConfig:
+    """List the runs under a folder (newest first): task, method, steps done/total, last PSNR or Chamfer, size, date."""
+
+    folder: Annotated[Path, tyro.conf.Positional] = Path("outputs")
+    """Folder to search (runs up to three levels down)."""
+
+
+def find_runs(folder: Path, depth: int = 3) -> list[Path]:
+    found = []
+    if (folder / "config.yaml").is_file():
+        return [folder]
+    if depth == 0 or not folder.is_dir():
+        return found
+    for child in sorted(folder.iterdir()):
+        if child.is_dir() and not child.name.startswith("."):
+            found += find_runs(child, depth - 1)
+    return found
+
+
+def run_row(path: Path) -> dict:
+    """One line of ``fieldforge runs``: what a run's directory says about it, without loading its model."""
+    from fieldforge.app.runs import RunDir
+    from fieldforge.app.tasks import task_for_config
+
+    row = {"path": path, "task": "?", "method": "?", "steps": "?", "metric": "", "size": _size(path),
+           "date": max((p.stat().st_mtime for p in path.rglob("*") if p.is_file()), default=path.stat().st_mtime)}
+    try:
+        run = RunDir.open(path)
+        config = run.read_config()
+        row["task"], row["method"] = task_for_config(config).name, config.method
+        ckpt = run.latest_checkpoint()
+        row["steps"] = f"{ckpt[0] if ckpt else 0}/{config.trainer.steps}"
+        evals = [r for r in run.read_metrics() if r.get("kind") == "eval"]
+        if evals:
+            e = evals[-1]
+            if isinstance(e.get("psnr"), (int, float)):
+                row["metric"] = f"PSNR {e['psnr']:.2f}"
+            else:
+                chamfer = next((k for k in e if k.startswith("chamfer")), None)
+                if chamfer is not None:
+                    row["metric"] = f"Chamfer {e[chamfer]:.4g}"
+    except Exception as exc:  # a broken or foreign folder is listed, not fatal
+        row["metric"] = f"unreadable: {type(exc).__name__}"
+    return row
+
+
+def runs(argv: list[str], prog: str) -> int:
+    c = tyro.cli(RunsConfig, args=argv, prog=prog, config=TYRO_CONF)
+    if not c.folder.is_dir():
+        raise InputError(c.folder, "no such folder")
+    rows = sorted((run_row(p) for p in find_runs(c.folder)), key=lambda r: r["date"], reverse=True)
+    if not rows:
+        print(f"no runs under {c.folder}")
+        return 0
+    table = [("run", "task", "method", "steps", "last eval", "size", "date")]
+    for r in rows:
+        rel = str(r["path"].relative_to(c.folder)) if r["path"] != c.folder else r["path"].name
+        table.append((rel, r["task"], r["method"], r["steps"], r["metric"], _human(r["size"]),
+                      time.strftime("%Y-%m-%d %H:%M", time.localtime(r["date"]))))
+    widths = [max(len(str(row[i])) for row in table) for i in range(len(table[0]))]
+    for row in table:
+        print("  ".join(str(v).ljust(w) for v, w in zip(row, widths)).rstrip())
     return 0
 
 

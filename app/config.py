@@ -6,7 +6,7 @@ hyperparameters that define a method), never restate defaults. Every preset is e
 """
 
 import dataclasses
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Literal
 

@@ -40,6 +40,8 @@ def train(
     prepared = task_def.prepare(config)  # bad input fails here, before anything is written
     info = task_def.run_info(config, prepared)
     if run is None:
+        if rank != 0:
+            raise ValueError("ranks other than 0 train into the run directory rank 0 created: pass run=")
         run = RunDir.create(config.trainer.output_dir, config.trainer.name, prefix=f"{task_def.name}-{config.method}")
     if rank == 0:
         run.write_config(config)

@@ -43,12 +43,14 @@ class TaskDefinition:
     methods: ClassVar[dict[str, MethodPreset]]
     data_hint: ClassVar[str]
     """What ``--data`` takes, for messages."""
+    default: ClassVar[str]
+    """The default method (on every device today; ``default_method`` may choose per device)."""
     info_file: ClassVar[str] = "data.json"
     """The run's record of its input (sizes, normalization, cameras): what loading the model needs."""
 
     # -- configs -----------------------------------------------------------------------------------
     def default_method(self, device: torch.device) -> str:
-        raise NotImplementedError
+        return self.default
 
     def preset_config(self, method: str) -> Any:
         """The run config of a method preset (device-independent; the research presets)."""

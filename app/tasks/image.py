@@ -152,10 +152,8 @@ class ImageTaskDefinition(TaskDefinition):
     name = "image"
     config_type = ImageTrainConfig
     methods = METHODS
+    default = DEFAULT_METHOD
     data_hint = "an image file"
-
-    def default_method(self, device: torch.device) -> str:
-        return DEFAULT_METHOD
 
     def preset_config(self, method: str) -> ImageTrainConfig:
         preset = METHODS[method]

@@ -328,6 +328,8 @@ def capture_metadata(capture: Capture) -> dict:
         "scene_box": capture.scene_box.tolist(),
         "background": capture.background.tolist(),
         "ndc": capture.ndc,
+        "scene_model": capture.scene_model,
+        "scene_reason": capture.scene_reason,
         "image_paths": [str(p) for p in capture.image_paths],
         "downscale": capture.downscale,
         "transfer": capture.transfer,
@@ -347,11 +349,9 @@ class NerfTaskDefinition(TaskDefinition):
     name = "nerf"
     config_type = NerfTrainConfig
     methods = METHODS
+    default = DEFAULT_METHOD
     data_hint = "a capture directory or transforms file"
     info_file = "capture.json"
-
-    def default_method(self, device: torch.device) -> str:
-        return DEFAULT_METHOD
 
     def preset_config(self, method: str) -> NerfTrainConfig:
         preset = METHODS[method]
@@ -370,13 +370,21 @@ class NerfTaskDefinition(TaskDefinition):
         return replace(config, field=field, render=render)
 
     def prepare(self, config: NerfTrainConfig) -> Capture:
-        return load_capture(config.data, config.capture, config.format)
+        options = config.capture
+        if config.render.contraction and options.scene_model == "auto" and options.ndc is None:
+            options = replace(options, scene_model="unbounded")  # the older spelling of --scene-model unbounded
+        return load_capture(config.data, options, config.format)
 
     def run_info(self, config: NerfTrainConfig, capture: Capture) -> dict:
         return capture_metadata(capture)
 
     def build_model(self, config: NerfTrainConfig, info: dict) -> NerfModel:
-        return NerfModel(config.field, torch.tensor(info["scene_box"], dtype=torch.float32), config.render)
+        """The scene model recorded in capture.json decides contraction (runs written before it: the config's flag)."""
+        render = config.render
+        recorded = info.get("scene_model")
+        if recorded is not None and render.contraction != (recorded == "unbounded"):
+            render = replace(render, contraction=recorded == "unbounded")
+        return NerfModel(config.field, torch.tensor(info["scene_box"], dtype=torch.float32), render)
 
     def build_task(self, config: NerfTrainConfig, model: nn.Module, capture: Capture, ctx: TaskContext) -> NerfTask:
         return NerfTask(model, capture, config, ctx.device, ctx.seed(config.trainer.seed))  # type: ignore[arg-type]
@@ -415,7 +423,9 @@ class NerfTaskDefinition(TaskDefinition):
 
     def describe(self, config: NerfTrainConfig, capture: Capture, model: nn.Module, device: torch.device) -> str:
         n = sum(p.numel() for p in model.field.parameters())
-        return f"{config.method}: {capture.describe()}; {n:,} parameters, {config.trainer.steps} steps on {device}"
+        scene = f"scene model {capture.scene_model}: {capture.scene_reason}" if capture.scene_reason else ""
+        line = f"{config.method}: {capture.describe()}; {n:,} parameters, {config.trainer.steps} steps on {device}"
+        return f"{scene}\n{line}" if scene else line
 
     def finish(self, run: RunDir, task: NerfTask, config: NerfTrainConfig, capture: Capture, metrics: dict) -> None:
         from fieldforge.app.atomic import atomic_write_bytes

@@ -380,9 +380,27 @@ class SDFTask:
         return mesh
 
     def evaluate(self, step: int, final: bool, track: Track) -> dict[str, float]:
+        """Volumetric IoU and near-surface SDF error (meshes); at the end also the marching-cubes mesh scored by
+        Chamfer / F-score / normal consistency against the input."""
         metrics: dict[str, float] = {}
         ref = self.reference
         value_fn, level, inside = field_value_fn(self.model, self.target)
+        parts = ["volume"] + (["mesh"] if final else [])
+        for part in track(parts, "evaluate" if not final else "evaluate and mesh"):
+            if part == "volume":
+                metrics.update(self.volume_metrics(value_fn, level, inside))
+                continue
+            mesh = self.extract(self.config.eval_resolution)
+            self.last_mesh = mesh
+            metrics.update(score_mesh(mesh, ref, self.diagonal_unit, self.config.eval_points))
+            metrics["chamfer_l1"] = metrics["chamfer_l1"] / self.cloud.normalization.scale  # input units
+            if "chamfer_l2" in metrics:
+                metrics["chamfer_l2"] = metrics["chamfer_l2"] / self.cloud.normalization.scale**2
+        return metrics
+
+    def volume_metrics(self, value_fn, level: float, inside: str) -> dict[str, float]:
+        metrics: dict[str, float] = {}
+        ref = self.reference
         if ref.query is not None and ref.inside is not None:
             v = torch.cat([value_fn(q.to(self.device)).float().cpu() for q in ref.query.split(65536)])
             pred_inside = v < level if inside == "below" else v > level
@@ -390,13 +408,6 @@ class SDFTask:
         if ref.near is not None and self.target == "sdf":
             v = torch.cat([value_fn(q.to(self.device)).float().cpu() for q in ref.near.points.split(65536)])
             metrics["near_sdf_mae"] = float((v - ref.near.sdf).abs().mean()) / self.cloud.normalization.scale
-        if final:
-            mesh = self.extract(self.config.eval_resolution)
-            self.last_mesh = mesh
-            metrics.update(score_mesh(mesh, ref, self.diagonal_unit, self.config.eval_points))
-            metrics["chamfer_l1"] = metrics["chamfer_l1"] / self.cloud.normalization.scale  # input units
-            if "chamfer_l2" in metrics:
-                metrics["chamfer_l2"] = metrics["chamfer_l2"] / self.cloud.normalization.scale**2
         return metrics
 
     def state_dict(self) -> dict:
@@ -442,10 +453,8 @@ class SDFTaskDefinition(TaskDefinition):
     name = "sdf"
     config_type = SDFTrainConfig
     methods = METHODS
+    default = DEFAULT_METHOD
     data_hint = "a point cloud or mesh file"
-
-    def default_method(self, device: torch.device) -> str:
-        return DEFAULT_METHOD
 
     def preset_config(self, method: str, target: Target | None = None) -> SDFTrainConfig:
         preset = METHODS[method]
