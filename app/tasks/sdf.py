@@ -470,7 +470,7 @@ class SDFTaskDefinition(TaskDefinition):
         return replace(config, trainer=replace(config.trainer, steps=400, batch_size=8192))
 
     def adjust_from_argv(self, config: SDFTrainConfig, argv: list[str]) -> SDFTrainConfig:
-        from fieldforge.app.cli_train import peek_option
+        from fieldforge.app.argv import peek_option
 
         target = peek_option(argv, "--target")
         if target is None:
