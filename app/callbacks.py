@@ -120,7 +120,58 @@ class BetweenSteps(Callback):
             self.fn(trainer)
 
 
+class TensorBoardLog(Callback):
+    """Training curves as TensorBoard event files in ``<run>/tensorboard/`` (rank 0): loss, learning rate, steps/s
+    and the task's logged values every ``every`` steps, and every evaluation's metrics. Needs ``tensorboard``
+    (an optional install); ``standard_callbacks`` adds it only when that is importable."""
+
+    def __init__(self, every: int) -> None:
+        self.every = max(1, every)
+        self.writer = None
+        self.t0 = 0.0
+        self.start_step = 0
+
+    @staticmethod
+    def available() -> bool:
+        import importlib.util
+
+        return importlib.util.find_spec("tensorboard") is not None
+
+    def on_train_start(self, trainer: Trainer) -> None:
+        if trainer.is_main:
+            from torch.utils.tensorboard import SummaryWriter
+
+            self.writer = SummaryWriter(log_dir=str(trainer.run.path / "tensorboard"))
+        self.t0, self.start_step = time.perf_counter(), trainer.step
+
+    def on_step_end(self, trainer: Trainer, result: StepResult, loss: float) -> None:
+        if self.writer is None or not (trainer.step % self.every == 0 or trainer.step == trainer.total_steps):
+            return
+        rate = (trainer.step - self.start_step) / max(1e-9, time.perf_counter() - self.t0)
+        scalars = {"train/loss": loss, "train/lr": trainer.scheduler.get_last_lr()[0], "train/steps_per_s": rate,
+                   **{f"train/{k}": v for k, v in result.log.items()}}
+        for tag, value in scalars.items():
+            if isinstance(value, (int, float)):
+                self.writer.add_scalar(tag, value, trainer.step)
+
+    def on_evaluation(self, trainer: Trainer, metrics: dict[str, float], final: bool) -> None:
+        if self.writer is None:
+            return
+        for k, v in metrics.items():
+            if isinstance(v, (int, float)):
+                self.writer.add_scalar(f"eval/{k}", v, trainer.step)
+        self.writer.flush()
+
+    def on_train_end(self, trainer: Trainer, metrics: dict[str, float]) -> None:
+        if self.writer is not None:
+            self.writer.close()
+            self.writer = None
+
+
 def standard_callbacks(config: TrainerConfig) -> list[Callback]:
-    """What every ``fieldforge train`` run uses, in order."""
-    return [ProgressBar(config.progress), MetricsLog(config.log_every), PeriodicEvaluation(config.eval_every),
-            PeriodicCheckpoint(config.checkpoint_every)]
+    """What every ``fieldforge train`` run uses, in order (plus TensorBoard event files when it is installed)."""
+    callbacks: list[Callback] = [ProgressBar(config.progress), MetricsLog(config.log_every), PeriodicEvaluation(config.eval_every),
+                                 PeriodicCheckpoint(config.checkpoint_every)]
+    if TensorBoardLog.available():
+        callbacks.append(TensorBoardLog(config.log_every))
+    return callbacks

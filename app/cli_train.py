@@ -13,6 +13,7 @@ from typing import Any
 
 import tyro
 
+from fieldforge.app.argv import option_names, peek_option, pop_option
 from fieldforge.app.tasks import TASKS, get_task
 from fieldforge.app.tasks.base import TaskDefinition
 from fieldforge.data.errors import InputError
@@ -35,31 +36,6 @@ RESUME_OPTIONS = ("--resume", "--steps", "--progress")
 
 ALIASES = {"--capture.": "--"}
 """Old spellings kept: ``train nerf --capture.downscale 2`` is ``--downscale 2`` (same option on every task)."""
-
-
-def pop_option(argv: list[str], name: str) -> tuple[list[str], str | None]:
-    """Remove ``--name VALUE`` / ``--name=VALUE`` from ``argv``; the last value wins."""
-    out, value, i = [], None, 0
-    while i < len(argv):
-        arg = argv[i]
-        if arg == name and i + 1 < len(argv):
-            value, i = argv[i + 1], i + 2
-            continue
-        if arg.startswith(name + "="):
-            value = arg.split("=", 1)[1]
-        else:
-            out.append(arg)
-        i += 1
-    return out, value
-
-
-def peek_option(argv: Sequence[str], name: str) -> str | None:
-    """The value of ``--name`` in ``argv`` (last wins), without removing it."""
-    return pop_option(list(argv), name)[1]
-
-
-def option_names(argv: Sequence[str]) -> list[str]:
-    return [a.split("=", 1)[0] for a in argv if a.startswith("--")]
 
 
 def with_aliases(argv: list[str]) -> list[str]:
@@ -117,7 +93,8 @@ def help_text(task: TaskDefinition, default_method: str) -> str:
         f"{doc}\n\nMethods (--method NAME; its values become the defaults below):\n{method_list(task, default_method)}\n\n"
         f"--encoding {{{','.join(encodings)}}} and --network {{{','.join(networks)}}} swap that component of the "
         "method for the named type with its defaults (--help after them lists its options).\n"
-        f"--resume RUN continues a run with its saved config (only {', '.join(RESUME_OPTIONS[1:])} may be given with it)."
+        f"--resume RUN continues a run with its saved config (only {', '.join(RESUME_OPTIONS[1:])} may be given with it).\n"
+        + VIEWER_HELP
     )
 
 
@@ -176,15 +153,59 @@ def parse_train(task: TaskDefinition, argv: list[str], prog: str) -> Any:
     return config
 
 
+VIEWER_HELP = (
+    "--viewer serves the interactive viewer while training (--viewer-host, default 127.0.0.1; --viewer-port, default 8080; "
+    "--viewer-share, the fraction of wall time training keeps while the browser renders, default 0.8)."
+)
+
+
+def pop_viewer(argv: list[str]) -> tuple[list[str], Any]:
+    """Remove ``--viewer`` (a bare flag, or ``--viewer True|False``) and its ``--viewer-*`` options; returns
+    the training callback that serves the viewer, or ``None``."""
+    argv, host = pop_option(argv, "--viewer-host")
+    argv, port = pop_option(argv, "--viewer-port")
+    argv, share = pop_option(argv, "--viewer-share")
+    out, enabled, i = [], False, 0
+    while i < len(argv):
+        if argv[i] == "--viewer":
+            value = argv[i + 1] if i + 1 < len(argv) else None
+            if value in ("True", "False", "true", "false"):
+                enabled, i = value.lower() == "true", i + 2
+                continue
+            enabled = True
+        elif argv[i].startswith("--viewer="):
+            enabled = argv[i].split("=", 1)[1].lower() == "true"
+        else:
+            out.append(argv[i])
+        i += 1
+    if not enabled:
+        if host is not None or port is not None or share is not None:
+            raise InputError(None, "--viewer-host/--viewer-port/--viewer-share need --viewer")
+        return out, None
+    try:
+        port_n, share_f = int(port or 8080), float(share or 0.8)
+    except ValueError as e:
+        raise InputError(None, f"bad --viewer option: {e}") from None
+    if not 0 < share_f <= 1:
+        raise InputError(None, f"--viewer-share must be in (0, 1], got {share_f}")
+    import sys
+
+    from fieldforge.app.viewer.live import LiveViewer
+
+    return out, LiveViewer(host or "127.0.0.1", port_n, share_f, keep_open=sys.stdin.isatty())
+
+
 def train_command(task_name: str, argv: list[str], prog: str) -> int:
     from fieldforge.app.train import ResumeOverrides, resume, train
 
     task = get_task(task_name)
+    argv, viewer = pop_viewer(argv)
+    callbacks = [viewer] if viewer is not None else []
     if peek_option(argv, "--resume") is not None:
         options = parse_resume(argv, prog)
-        run, metrics = resume(options.resume, ResumeOverrides(options.steps, options.progress))
+        run, metrics = resume(options.resume, ResumeOverrides(options.steps, options.progress), callbacks=callbacks)
     else:
-        run, metrics = train(parse_train(task, argv, prog))
+        run, metrics = train(parse_train(task, argv, prog), callbacks=callbacks)
     config = run.read_config()
     print(task.summary_line(config, metrics, run.path))
     return 0

@@ -3,7 +3,6 @@
 Each parses its options with tyro, runs, and prints a one-line summary on stdout.
 """
 
-import json
 import time
 from dataclasses import dataclass
 from pathlib import Path

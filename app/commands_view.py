@@ -5,7 +5,6 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 import tyro
-
 from fieldforge.app.cli_train import TYRO_CONF
 
 
@@ -34,7 +33,5 @@ def view(argv: list[str], prog: str) -> int:
 
     c = tyro.cli(ViewConfig, args=argv, prog=prog, config=TYRO_CONF)
     loaded = load_run(c.run, c.step, resolve_device(c.device))
-    viewer = Viewer(loaded, c.host, c.port, max_resolution=c.max_resolution)
-    viewer.announce()
-    serve_forever(viewer)
+    serve_forever(Viewer(loaded, c.host, c.port, max_resolution=c.max_resolution))
     return 0

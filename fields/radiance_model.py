@@ -25,6 +25,10 @@ from fieldforge.fields.rendering.rays import generate_rays, ndc_rays, pixel_grid
 from fieldforge.fields.rendering.sampling import RaySamples, edge_samples, filter_samples, march_rays, ray_aabb_intersect
 from fieldforge.fields.rendering.volume import RenderOutputs, volume_render
 
+RENDER_BYTES_PER_SAMPLE = 8192
+"""Stated peak memory per candidate sample when rendering with the 16-level hash grid on a CPU (measured:
+≈ 6 KB; the 8-level PE/MLP fields need less). ``RenderConfig.render_samples`` × this is the rendering budget."""
+
 CONTRACTED_BOX = 2.0
 """Half-size of the field's box in contracted scenes (contraction maps all of space into radius 2)."""
 
@@ -65,7 +69,13 @@ class RenderConfig:
     contraction_steps: int = 512
     """Samples per ray before skipping, in contracted scenes."""
     chunk: int = 8192
-    """Rays per chunk when rendering whole images."""
+    """Most rays per chunk when rendering whole images (render_samples may make chunks smaller)."""
+    render_samples: int = 1 << 16
+    """Memory bound of rendering (evaluations, exports, viewer frames) and of the training step's density
+    pre-pass: at most this many candidate samples are held at once (a chunk of rays has at most this many
+    divided by the samples a ray can have; every field evaluation at most this many points). Peak memory is
+    about 8 KB per sample with the 16-level hash grid on a CPU: 2^16 samples ≈ 0.5 GB, whatever the image
+    size or the samples per ray."""
 
 
 class NerfModel(nn.Module):
@@ -102,6 +112,21 @@ class NerfModel(nn.Module):
     def step_size(self) -> float:
         box = self.grid.aabb if self.contracted else self.scene_box
         return float((box[1] - box[0]).norm()) / self.render_config.steps_per_ray
+
+    @property
+    def samples_per_ray_bound(self) -> int:
+        """Most candidate samples one ray can have before skipping (what ``render_samples`` is divided by)."""
+        r = self.render_config
+        if self.contracted:
+            return r.contraction_steps
+        # a ray crosses at most the box diagonal: steps_per_ray steps (+1 for a stratified offset)
+        return min(r.steps_per_ray + 1, 4 * r.steps_per_ray)
+
+    def rays_per_chunk(self, chunk: int | None = None, max_samples: int | None = None) -> int:
+        """Rays rendered together so that no more than ``max_samples`` (default ``render_samples``) candidates exist at once."""
+        budget = self.render_config.render_samples if max_samples is None else max_samples
+        limit = self.render_config.chunk if chunk is None else chunk
+        return max(1, min(limit, budget // self.samples_per_ray_bound))
 
     # -- capabilities (Queryable, Renderable, HasDensity) ------------------------------------------
     def forward(self, points: Float[Tensor, "n 3"], directions: Tensor | None = None) -> FieldOutputs:
@@ -148,7 +173,7 @@ class NerfModel(nn.Module):
             return march_rays(
                 origins, directions, self.scene_box, self.step_size, occupied_fn=self.grid.occupied, sigma_fn=use_sigma,
                 near_plane=r.near_plane, stratified=training, generator=generator, alpha_thre=r.alpha_thre,
-                early_stop_eps=r.early_stop_eps, max_steps=4 * r.steps_per_ray,
+                early_stop_eps=r.early_stop_eps, max_steps=4 * r.steps_per_ray, eval_chunk=r.render_samples,
             )
         near = torch.full((origins.shape[0],), max(r.near_plane, 1e-3), device=origins.device)
         t_near, t_far = ray_aabb_intersect(origins, directions, self.scene_box)
@@ -157,7 +182,7 @@ class NerfModel(nn.Module):
         samples = edge_samples(edges)
         return filter_samples(
             samples, origins, directions, occupied_fn=lambda p: self.grid.occupied(self.to_field(p)), sigma_fn=use_sigma,
-            alpha_thre=r.alpha_thre, early_stop_eps=r.early_stop_eps,
+            alpha_thre=r.alpha_thre, early_stop_eps=r.early_stop_eps, eval_chunk=r.render_samples,
         )
 
     def render_rays(
@@ -167,8 +192,12 @@ class NerfModel(nn.Module):
         """Render rays; also returns the field-space sample positions and their ray indices.
 
         With ``max_samples``, only the leading rays whose samples fit the budget are rendered (at least
-        one ray): ``out`` then covers ``out.rgb.shape[0]`` rays (a training step's memory bound).
+        one ray): ``out`` then covers ``out.rgb.shape[0]`` rays (a training step's memory bound). Without
+        ``training``, rays are rendered in chunks of at most ``render_samples`` candidate samples.
         """
+        per_chunk = self.rays_per_chunk(origins.shape[0])
+        if not training and origins.shape[0] > per_chunk:  # rendering (no gradients): bounded memory
+            return self._render_chunked(origins, directions, background, per_chunk)
         samples = self.sample(origins, directions, training, generator)
         if max_samples is not None and samples.n_samples > max_samples:
             fits = torch.cumsum(samples.counts(), 0) <= max_samples
@@ -189,16 +218,32 @@ class NerfModel(nn.Module):
         pos = positions[0] if positions else origins.new_zeros(0, 3)
         return out, pos, samples.ray_indices
 
+    def _render_chunked(self, origins: Tensor, directions: Tensor, background: Tensor | None, per_chunk: int) -> tuple[RenderOutputs, Tensor, Tensor]:
+        outs, positions, indices = [], [], []
+        for i in range(0, origins.shape[0], per_chunk):
+            bg = background[i : i + per_chunk] if background is not None and background.ndim == 2 else background
+            out, pos, ri = self.render_rays(origins[i : i + per_chunk], directions[i : i + per_chunk], bg)
+            outs.append(out)
+            positions.append(pos)
+            indices.append(ri + i)
+        out = RenderOutputs(
+            torch.cat([o.rgb for o in outs]), torch.cat([o.opacity for o in outs]), torch.cat([o.depth for o in outs]),
+            torch.cat([o.weights for o in outs]), sum(o.n_samples for o in outs),
+        )
+        return out, torch.cat(positions), torch.cat(indices)
+
     @torch.no_grad()
     def render_image(
         self, c2w: Tensor, intrinsics: Tensor, width: int, height: int, distortion: Tensor | None, background: Tensor,
-        ndc: tuple[float, float, float] | None = None, chunk: int = 8192,
+        ndc: tuple[float, float, float] | None = None, chunk: int | None = None, max_samples: int | None = None,
     ) -> tuple[Tensor, Tensor, Tensor]:
         """``(rgb (h, w, 3), depth (h, w), opacity (h, w))`` of one camera (``c2w`` 4×4, ``intrinsics``
-        ``(fx, fy, cx, cy)``, ``distortion`` 6 coefficients or None), in chunks of rays; ``ndc`` is
-        ``(focal, width, height)`` of a forward-facing capture's NDC projection."""
+        ``(fx, fy, cx, cy)``, ``distortion`` 6 coefficients or None), in chunks of at most ``chunk`` rays
+        and ``max_samples`` candidate samples (defaults: ``RenderConfig.chunk`` and ``render_samples``: the
+        memory bound); ``ndc`` is ``(focal, width, height)`` of a forward-facing capture's NDC projection."""
         device = self.scene_box.device
         pix = pixel_grid(height, width, device)
+        chunk = self.rays_per_chunk(chunk, max_samples)
         rgb, depth, acc = [], [], []
         for i in range(0, pix.shape[0], chunk):
             p = pix[i : i + chunk]
@@ -218,4 +263,4 @@ class NerfModel(nn.Module):
         )
 
 
-__all__ = ["CONTRACTED_BOX", "NerfModel", "RenderConfig"]
+__all__ = ["CONTRACTED_BOX", "NerfModel", "RENDER_BYTES_PER_SAMPLE", "RenderConfig"]

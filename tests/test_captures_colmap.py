@@ -62,6 +62,9 @@ def test_colmap_binary_and_text(tmp_path, binary):
     assert torch.allclose(norm.invert(cap.points.double()), torch.from_numpy(pts), atol=1e-5)
     assert torch.allclose(cap.point_colors[0], torch.tensor([1.0, 128 / 255, 0.0]))
     assert float(cap.cameras.camera_to_world[:, :3, 3].abs().max()) == pytest.approx(1.0, abs=1e-5)
+    # cameras around the points: object-centric, the box from the sparse points (which it holds, the cameras outside it)
+    assert cap.scene_model == "bounded" and "box from 30 sparse points" in cap.scene_reason, cap.scene_reason
+    assert bool(((cap.points >= cap.scene_box[0]) & (cap.points <= cap.scene_box[1])).all())
 
 
 def test_colmap_missing_image_is_skipped(tmp_path):

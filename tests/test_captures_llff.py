@@ -33,9 +33,11 @@ def write_llff(root: Path, n: int = 5, width: int = 16, height: int = 12, focal:
 
 
 def test_llff_poses_scale_and_recentring(tmp_path):
+    """Forward-facing cameras: NDC with LLFF's normalization (a choice made from the poses, not the format)."""
     src = write_llff(tmp_path)
-    cap = load_capture(tmp_path, CaptureOptions(ndc=False, holdout_every=0))
-    assert cap.format == "llff" and len(cap) == 5 and not cap.ndc
+    cap = load_capture(tmp_path, CaptureOptions(holdout_every=0))
+    assert cap.format == "llff" and len(cap) == 5 and cap.ndc and cap.scene_model == "ndc"
+    assert cap.scene_reason.startswith("forward-facing")
     norm = cap.normalization
     assert norm.scale == pytest.approx(1.0 / (2.0 * BD_FACTOR))
     c2w = cap.cameras.camera_to_world.double()
@@ -56,6 +58,14 @@ def test_llff_downscaled_images_rescale_the_focal_and_ndc_box(tmp_path):
     cap = load_capture(tmp_path)
     assert cap.ndc and torch.allclose(cap.scene_box, torch.tensor([[-1.0] * 3, [1.0] * 3]))
     assert torch.allclose(cap.cameras.intrinsics[0], torch.tensor([7.0, 7.0, 4.0, 3.0]))
+
+
+def test_llff_without_ndc_uses_the_capture_frame_and_a_box_from_the_bounds(tmp_path):
+    src = write_llff(tmp_path)
+    cap = load_capture(tmp_path, CaptureOptions(ndc=False, holdout_every=0))
+    assert not cap.ndc and cap.scene_model in ("bounded", "unbounded")
+    # the same cameras, in the (nerfstudio-style) normalized frame
+    assert torch.allclose(cap.normalization.apply_poses(torch.from_numpy(src)).float(), cap.cameras.camera_to_world, atol=1e-5)
 
 
 def test_llff_mismatched_image_count_is_an_input_error(tmp_path):

@@ -5,5 +5,6 @@
 - ``renderers``: one renderer per kind of field, chosen through capabilities (``Renderable`` volume
   rendering, ``HasSDF`` sphere tracing, image fields as a zoomable plane);
 - ``server``: the viser server (per-client progressive rendering, scene, panels, export buttons);
-- ``live``: the training callback that shares wall time between the optimizer and the viewer.
+- ``pacing``: the rule that shares wall time between the optimizer and the viewer (``Pacer``);
+- ``live``: the training callback that serves the viewer while a run trains.
 """

@@ -17,12 +17,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import torch
-from torch import Tensor
-
 from fieldforge.app.loader import LoadedRun
 from fieldforge.app.viewer.cameras import View, intrinsics_for
 from fieldforge.fields.capabilities import HasLevels, HasProgressMap, HasSDF, Renderable
 from fieldforge.fields.wrapping import unwrap
+from torch import Tensor
 
 Guard = Callable[[], contextlib.AbstractContextManager]
 BAND_PIXELS = 4096
@@ -123,8 +122,8 @@ class RadianceRenderer(FieldRenderer):
         return {"rgb": rgb, "depth": depth, "acc": acc}
 
     def finish(self, out, mode):
-        if mode == "depth":
-            return colourize_depth(out["depth"], out["acc"] > 0.5)
+        if mode == "depth":  # opaque pixels (or, early in training, the most opaque half)
+            return colourize_depth(out["depth"], out["acc"] > min(0.5, 0.5 * float(out["acc"].max())))
         if mode == "accumulation":
             return out["acc"][..., None].expand(*out["acc"].shape, 3)
         return out["rgb"]
@@ -157,12 +156,33 @@ class SDFRenderer(FieldRenderer):
             t[idx] = t[idx] + 0.9 * s.clamp(min=-0.05)
             used[idx] = i + 1
             alive[idx] = ~now_hit & (t[idx] < t1[idx]) & (t[idx] >= t0[idx] - 0.05)
+        if mode == "SDF slice":
+            return self.slice_band(o, d, width, height)
         p = o + t[:, None] * d
         normals = torch.zeros_like(p)
         if bool(hit.any()):
             normals[hit] = self.normals(p[hit])
         return {"hit": hit.reshape(height, width), "normal": normals.reshape(height, width, 3),
                 "depth": t.reshape(height, width), "steps": used.reshape(height, width), "dir": d.reshape(height, width, 3)}
+
+    def slice_band(self, o: Tensor, d: Tensor, width: int, height: int) -> dict[str, Tensor]:
+        """The signed distance on the plane z = ½ through the cube (red outside, blue inside, dark bands every
+        1/20 of the cube, black on the surface); white where a ray misses the slice."""
+        dz = torch.where(d[:, 2].abs() < 1e-9, torch.full_like(d[:, 2], 1e-9), d[:, 2])
+        t = (0.5 - o[:, 2]) / dz
+        p = o + t[:, None] * d
+        on = (t > 0) & (p[:, :2] >= self.lo).all(-1) & (p[:, :2] <= self.hi).all(-1)
+        rgb = torch.ones(o.shape[0], 3, device=o.device)
+        if bool(on.any()):
+            sd = self.model.signed_distance(p[on]).float()
+            a = (sd.abs() * 4).clamp(0, 1)[:, None]
+            base = torch.where(sd[:, None] > 0, torch.tensor([0.85, 0.35, 0.25], device=o.device), torch.tensor([0.25, 0.45, 0.85], device=o.device))
+            col = (1 - a) * 0.97 + a * base
+            bands = 0.75 + 0.25 * torch.cos(sd * 40 * math.pi).abs()[:, None]
+            col = col * bands
+            col[sd.abs() < 0.004] = 0.0
+            rgb[on] = col
+        return {"slice": rgb.reshape(height, width, 3).cpu()}
 
     def normals(self, p: Tensor) -> Tensor:
         h = 1e-3
@@ -175,6 +195,8 @@ class SDFRenderer(FieldRenderer):
         return g / g.norm(dim=-1, keepdim=True).clamp(min=1e-12)
 
     def finish(self, out, mode):
+        if mode == "SDF slice":
+            return out["slice"]
         hit, n = out["hit"], out["normal"]
         bg = torch.ones(*hit.shape, 3)
         if mode == "depth":
@@ -273,7 +295,7 @@ def make_renderer(loaded: LoadedRun) -> FieldRenderer:
         cams = Cameras.from_dict(info["cameras"])
         ndc = None
         if info.get("ndc"):
-            ndc = float(cams.intrinsics[0, 0]), float(cams.width[0]), float(cams.height[0])
+            ndc = float(cams.intrinsics[0, 0]), int(cams.width[0]), int(cams.height[0])
         chunk = loaded.config.render.chunk if hasattr(loaded.config, "render") else 8192
         train = info["split"].get("train") or list(range(len(cams)))
         c2w = cams.camera_to_world.double().numpy()
@@ -287,7 +309,7 @@ def make_renderer(loaded: LoadedRun) -> FieldRenderer:
         return RadianceRenderer(loaded, ("rgb", "depth", "accumulation"), home, torch.tensor(info["background"], dtype=torch.float32), ndc, chunk)
     if isinstance(model, HasSDF):
         home = Home(np.array([1.6, 1.3, 2.0]), np.array([0.5, 0.5, 0.5]), np.array([0.0, 1.0, 0.0]))
-        return SDFRenderer(loaded, ("normals", "shaded", "depth", "steps"), home)
+        return SDFRenderer(loaded, ("normals", "shaded", "depth", "steps", "SDF slice"), home)
     if {"height", "width", "channels"} <= set(info):
         modes = ["rgb"]
         parts = level_parts(model)

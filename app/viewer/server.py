@@ -18,10 +18,9 @@ from typing import Any
 
 import numpy as np
 import torch
-
 from fieldforge.app.loader import LoadedRun, load_run
 from fieldforge.app.viewer.cameras import View, c2w_to_viser, fov_of, ladder, moving_side, viser_to_c2w
-from fieldforge.app.viewer.live import Pacer
+from fieldforge.app.viewer.pacing import Pacer
 from fieldforge.app.viewer.renderers import FieldRenderer, ImageRenderer, RadianceRenderer, SDFRenderer, make_renderer
 
 STILL_S = 0.15
@@ -51,6 +50,7 @@ class ClientState:
     last_model: int = -1
     frames: int = 0
     last_side: int = 0
+    last_image: np.ndarray | None = None
     thread: threading.Thread | None = None
 
 
@@ -74,11 +74,15 @@ class Viewer:
         self.stats: dict[str, Any] = {}
         cuda = self.renderer.device.type == "cuda"
         self.server = viser.ViserServer(host=host, port=port, verbose=False)
-        self.port = self.server.get_port()
-        self._build_gui(max_resolution or (1024 if cuda else 384))
-        self._build_scene()
-        self.server.on_client_connect(self._connect)
-        self.server.on_client_disconnect(self._disconnect)
+        try:
+            self.port = self.server.get_port()
+            self._build_gui(max_resolution or (1024 if cuda else 384))
+            self._build_scene()
+            self.server.on_client_connect(self._connect)
+            self.server.on_client_disconnect(self._disconnect)
+        except BaseException:  # Ctrl-C or a failure while building: never leave the server's thread running
+            self.server.stop()
+            raise
 
     # -- announcements ------------------------------------------------------------------------------
     @property
@@ -91,17 +95,34 @@ class Viewer:
 
         if not is_loopback(self.host):
             console.print(f"[yellow]warning: the viewer listens on {self.host}, not only this machine: anyone who can reach "
-                          f"port {self.port} can see (and export) this run[/yellow]")
-        console.print(f"viewer: {self.url}   (from another machine: ssh -L {self.port}:localhost:{self.port} USER@THIS_HOST, "
-                      f"then open http://localhost:{self.port})")
+                          f"port {self.port} can see (and export) this run[/yellow]", soft_wrap=True)
+        console.print(f"viewer: {self.url}", soft_wrap=True)
+        console.print(f"  from another machine: ssh -L {self.port}:localhost:{self.port} USER@THIS_HOST, then open "
+                      f"http://localhost:{self.port}", soft_wrap=True)
 
     # -- panels --------------------------------------------------------------------------------------
     def _build_gui(self, max_resolution: int) -> None:
         gui = self.server.gui
+        with contextlib.suppress(Exception):  # a run without a readable metrics log still views
+            self.evaluations = [(int(r["step"]), r) for r in self.loaded.run.read_metrics() if r.get("kind") == "eval"]
         self.stats_md = gui.add_markdown(self._stats_text())
+        key, xs, ys = self._curve()
+        self.curve = gui.add_uplot((xs, ys), ({"label": "step"}, {"label": key or "eval", "stroke": "#2f6fd6", "width": 2}),
+                                   title="evaluation", aspect=2.0, visible=key is not None,
+                                   scales={"x": {"time": False}, "y": {"auto": True}})
         with gui.add_folder("Render"):
             self.mode = gui.add_dropdown("Mode", self.renderer.modes, initial_value=self.renderer.modes[0])
             self.max_res = gui.add_slider("Max resolution", 64, 2048, 32, int(max_resolution))
+            if isinstance(self.renderer, RadianceRenderer):
+                self.show_cameras = gui.add_checkbox("Show cameras", True)
+                self.show_cameras.on_update(lambda _: self._show_cameras(self.show_cameras.value))
+            if isinstance(self.renderer, SDFRenderer):
+                self.show_points = gui.add_checkbox("Show input points", False)
+                self.show_points.on_update(lambda _: self._show_points(self.show_points.value))
+        self.frusta: list[Any] = []
+        self.keyframes: list[View] = []
+        self.preview: Any = None
+        self.input_points: Any = None
         self.mode.on_update(lambda _: self.redraw())
         self.max_res.on_update(lambda _: self.redraw())
         if self.pacer is not None:
@@ -125,6 +146,18 @@ class Viewer:
             if isinstance(self.renderer, (SDFRenderer, RadianceRenderer)):
                 b = gui.add_button("Mesh (export mesh)")
                 b.on_click(lambda event: self._export(event.client, "mesh"))
+            if isinstance(self.renderer, SDFRenderer):
+                b = gui.add_button("Mesh preview (in the scene)")
+                b.on_click(lambda event: self._export(event.client, "preview"))
+                self.show_preview = gui.add_checkbox("Show mesh preview", True)
+                self.show_preview.on_update(lambda _: self._show_preview(self.show_preview.value))
+            self.keyframes_md = gui.add_markdown("keyframes: 0")
+            add = gui.add_button("Add keyframe (this camera)")
+            add.on_click(lambda event: self._add_keyframe(event.client))
+            clear = gui.add_button("Clear keyframes")
+            clear.on_click(lambda _: self._clear_keyframes())
+            b = gui.add_button("Video along the keyframes")
+            b.on_click(lambda event: self._export(event.client, "keyframes"))
             if isinstance(self.renderer, RadianceRenderer):
                 b = gui.add_button("Orbit video (export video)")
                 b.on_click(lambda event: self._export(event.client, "video"))
@@ -143,17 +176,32 @@ class Viewer:
             lines.append(f"checkpoint step {self.loaded.step}")
         if self.evaluations:
             step, m = self.evaluations[-1]
-            shown = {k: v for k, v in m.items() if k in ("psnr", "ssim", "chamfer", "iou")}
+            shown = {k: v for k, v in m.items() if k in ("psnr", "ssim", "chamfer", "chamfer_l1", "iou") and isinstance(v, (int, float))}
             lines.append(f"last evaluation (step {step}): " + ", ".join(f"{k} {v:.4g}" for k, v in shown.items()))
         return "  \n".join(lines)
 
     def update_stats(self, **stats: Any) -> None:
         self.stats.update(stats)
+        if "step" in stats:
+            self.loaded.step = int(stats["step"])  # names the viewer's exports while training
         self.stats_md.content = self._stats_text()
+
+    def _curve(self) -> tuple[str | None, np.ndarray, np.ndarray]:
+        """The evaluation metric over steps: PSNR where the task has it, else its Chamfer distance."""
+        for key in ("psnr", "chamfer_l1", "chamfer"):
+            points = [(s, float(m[key])) for s, m in self.evaluations if isinstance(m.get(key), (int, float))]
+            if points:
+                return key, np.array([p[0] for p in points], dtype=np.float64), np.array([p[1] for p in points], dtype=np.float64)
+        return None, np.zeros(0), np.zeros(0)
 
     def add_evaluation(self, step: int, metrics: dict) -> None:
         self.evaluations.append((step, dict(metrics)))
         self.stats_md.content = self._stats_text()
+        key, xs, ys = self._curve()
+        if key is not None:
+            self.curve.series = ({"label": "step"}, {"label": key, "stroke": "#2f6fd6", "width": 2})
+            self.curve.data = (xs, ys)
+            self.curve.visible = True
 
     def _set_paused(self, paused: bool) -> None:
         assert self.pacer is not None
@@ -169,7 +217,7 @@ class Viewer:
             from fieldforge.data.captures.capture import Cameras
 
             box = np.asarray(info["scene_box"], dtype=np.float64)
-            scene.add_box("/scene_box", color=(90, 90, 90), dimensions=tuple(box[1] - box[0]), position=tuple(box.mean(0)), wireframe=True)
+            _add_box_edges(scene, "/scene_box", box[0], box[1])
             cams = Cameras.from_dict(info["cameras"])
             diag = float(np.linalg.norm(box[1] - box[0]))
             thumbs = _thumbnails(info, len(cams))
@@ -179,9 +227,42 @@ class Viewer:
                 frustum = scene.add_camera_frustum(f"/cameras/{i:04d}", fov_of(cams.intrinsics[i], h), w / h, scale=0.04 * diag,
                                                    thickness=0.002 * diag, color=(60, 110, 200), wxyz=wxyz, position=pos,
                                                    image=thumbs.get(i))
-                frustum.on_click(lambda event, c2w=cams.camera_to_world[i], fov=fov_of(cams.intrinsics[i], h): self._look_through(event.client, c2w, fov))
+                self.frusta.append(frustum)
+                self._on_frustum_click(frustum, cams.camera_to_world[i], fov_of(cams.intrinsics[i], h))
         elif isinstance(r, SDFRenderer):
-            scene.add_box("/unit_cube", color=(90, 90, 90), dimensions=(1.0, 1.0, 1.0), position=(0.5, 0.5, 0.5), wireframe=True)
+            _add_box_edges(scene, "/unit_cube", np.zeros(3), np.ones(3))
+            with contextlib.suppress(Exception):  # the training input moved or changed: no points, the view still works
+                cloud = self.loaded.task.reference_surface(self.loaded.config, info)
+                if cloud is not None:
+                    pts = cloud.points.numpy()
+                    pts = pts[np.random.default_rng(0).permutation(len(pts))[:20000]]
+                    self.input_points = scene.add_point_cloud("/input_points", pts.astype(np.float32), (80, 80, 80), point_size=0.004,
+                                                              visible=False)
+
+    def _add_keyframe(self, client: Any) -> None:
+        view = self._view(client) if client is not None else None
+        if view is not None:
+            self.keyframes.append(view)
+            self.keyframes_md.content = f"keyframes: {len(self.keyframes)}"
+
+    def _clear_keyframes(self) -> None:
+        self.keyframes.clear()
+        self.keyframes_md.content = "keyframes: 0"
+
+    def _show_points(self, visible: bool) -> None:
+        if self.input_points is not None:
+            self.input_points.visible = visible
+
+    def _show_preview(self, visible: bool) -> None:
+        if self.preview is not None:
+            self.preview.visible = visible
+
+    def _on_frustum_click(self, frustum: Any, c2w: torch.Tensor, fov: float) -> None:
+        frustum.on_click(lambda event: self._look_through(event.client, c2w, fov))
+
+    def _show_cameras(self, visible: bool) -> None:
+        for frustum in self.frusta:
+            frustum.visible = visible
 
     def _look_through(self, client: Any, c2w: torch.Tensor, fov: float) -> None:
         if client is None:
@@ -194,6 +275,8 @@ class Viewer:
 
     # -- clients -------------------------------------------------------------------------------------
     def _connect(self, client: Any) -> None:
+        from fieldforge.app.callbacks import console
+
         state = ClientState(client)
         self.clients[client.client_id] = state
         home = self.renderer.home
@@ -202,8 +285,8 @@ class Viewer:
                 client.camera.up_direction = home.up
                 client.camera.position = home.position
                 client.camera.look_at = home.look_at
-        except Exception:  # the camera state arrives with the first update; the home pose is only a start
-            pass
+        except AssertionError:  # no camera state from this client yet; the home pose is only a start
+            console.print("viewer: the client's camera was not ready for the home pose", style="dim")
         client.camera.on_update(lambda _: self._moved(state))
         state.thread = threading.Thread(target=self._client_loop, args=(state,), name=f"viewer-client-{client.client_id}", daemon=True)
         state.thread.start()
@@ -263,6 +346,7 @@ class Viewer:
 
     def _send(self, state: ClientState, img: np.ndarray) -> None:
         state.client.scene.set_background_image(img, format="jpeg", jpeg_quality=90)
+        state.last_image = img
         state.frames += 1
         state.last_frame = time.perf_counter()
         state.last_model = self.model_version
@@ -352,6 +436,8 @@ class Viewer:
             out = run.exports_dir / f"viewer-step{self.loaded.step:06d}-{n:03d}.png"
             atomic_write_bytes(out, encode_png(torch.from_numpy(img).float() / 255))
             return out
+        if what == "keyframes":
+            return self.keyframe_video()
         if self.pacer is not None and not run.checkpoints():
             raise ValueError("no checkpoint written yet: exports read the newest checkpoint")
         device = "cuda" if self.renderer.device.type == "cuda" else "cpu"
@@ -363,11 +449,57 @@ class Viewer:
             from fieldforge.app.export_mesh import ExportMeshConfig, export_mesh
 
             return export_mesh(ExportMeshConfig(run.path, resolution=128 if device == "cpu" else 256, score=False))[0]
+        if what == "preview":
+            return self.mesh_preview(device)
         if what == "video":
             from fieldforge.app.export_views import ExportVideoConfig, export_video
 
             return export_video(ExportVideoConfig(run.path, frames=60, device=device))[0]
         raise ValueError(f"unknown export {what!r}")
+
+    def keyframe_video(self, frames_per_segment: int = 30, fps: int = 30) -> Path:
+        """An MP4 along the keyframes (slerp/lerp between them, ``camera_paths.interpolate_path``), rendered
+        like the view (mode, max resolution, the first keyframe's field of view and aspect)."""
+        import imageio.v2 as iio2
+        from fieldforge.app.atomic import atomic_path
+        from fieldforge.data.camera_paths import interpolate_path
+
+        if len(self.keyframes) < 2:
+            raise ValueError("add at least two keyframes first")
+        first = self.keyframes[0]
+        poses = interpolate_path(np.stack([k.c2w.double().numpy() for k in self.keyframes]), frames_per_segment * (len(self.keyframes) - 1) + 1)
+        w, h = first.size(int(self.max_res.value))
+        w, h = max(16, w // 16 * 16), max(16, h // 16 * 16)  # what H.264 encoders like
+        images = []
+        for pose in poses:
+            img = self.renderer.render(View(torch.from_numpy(pose).float(), first.fov_y, w / h), w, h, self.mode.value, guard=self._guard)
+            assert img is not None
+            images.append(img)
+        run = self.loaded.run
+        n = len(list(run.exports_dir.glob("viewer-keyframes-*.mp4"))) if run.exports_dir.is_dir() else 0
+        out = run.exports_dir / f"viewer-keyframes-step{self.loaded.step:06d}-{n:03d}.mp4"
+        out.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_path(out) as tmp:
+            writer = iio2.get_writer(str(tmp), format="FFMPEG", mode="I", fps=fps, codec="libx264", quality=8, macro_block_size=16)
+            try:
+                for img in images:
+                    writer.append_data(img)
+            finally:
+                writer.close()
+        return out
+
+    def mesh_preview(self, device: str) -> Path:
+        """Marching cubes of the field at a low resolution (``export mesh``, model frame), shown in the scene."""
+        import open3d as o3d
+        from fieldforge.app.export_mesh import ExportMeshConfig, export_mesh
+
+        out = self.loaded.run.exports_dir / f"mesh-preview-step{self.loaded.step:06d}.ply"
+        export_mesh(ExportMeshConfig(self.loaded.run.path, resolution=96, output=out, frame="unit", slices=False, score=False,
+                                     colours="none", device=device))
+        mesh = o3d.io.read_triangle_mesh(str(out))
+        self.preview = self.server.scene.add_mesh_simple("/mesh_preview", np.asarray(mesh.vertices, dtype=np.float32),
+                                                         np.asarray(mesh.triangles, dtype=np.int32), color=(200, 200, 200), opacity=0.6)
+        return out
 
     def stop(self) -> None:
         self.stopped = True
@@ -377,6 +509,14 @@ class Viewer:
         if self.pacer is not None:
             self.pacer.finish()
         self.server.stop()
+
+
+def _add_box_edges(scene: Any, name: str, lo: np.ndarray, hi: np.ndarray) -> None:
+    """The 12 edges of an axis-aligned box as thin grey lines."""
+    corners = np.array([[hi[i] if (c >> i) & 1 else lo[i] for i in range(3)] for c in range(8)])
+    edges = [(a, b) for a in range(8) for b in range(a + 1, 8) if (a ^ b).bit_count() == 1]
+    points = np.stack([corners[[a, b]] for a, b in edges])
+    scene.add_line_segments(name, points, (110, 110, 110), thickness=2.0, thickness_units="screen")
 
 
 def _thumbnails(info: dict, n: int, side: int = 48) -> dict[int, np.ndarray]:
@@ -390,7 +530,7 @@ def _thumbnails(info: dict, n: int, side: int = 48) -> dict[int, np.ndarray]:
     for i in info["split"].get("train") or range(n):
         try:
             img = np.asarray(iio.imread(paths[i]))
-        except Exception:
+        except (OSError, ValueError):  # the capture moved or changed: no thumbnails
             return out
         if img.ndim == 2:
             img = np.repeat(img[..., None], 3, axis=-1)
@@ -407,8 +547,9 @@ def _thumbnails(info: dict, n: int, side: int = 48) -> dict[int, np.ndarray]:
 
 
 def serve_forever(viewer: Viewer) -> None:
-    """Block until Ctrl-C, then stop the server."""
+    """Announce the URL, block until Ctrl-C, then stop the server."""
     try:
+        viewer.announce()
         while True:
             time.sleep(1.0)
     except KeyboardInterrupt:

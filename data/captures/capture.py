@@ -24,6 +24,7 @@ import torch
 from jaxtyping import Float
 from torch import Tensor
 
+from fieldforge.data.captures import scene_model as sm
 from fieldforge.data.errors import InputError
 from fieldforge.data.images import _image_size, load_image
 from fieldforge.data.transforms import Similarity, rotation_between
@@ -55,8 +56,12 @@ class CaptureOptions:
     """Rotate so the mean camera up vector is +z (nerfstudio/COLMAP)."""
     auto_scale: bool = True
     """Scale so the cameras lie in [-1, 1]^3 (nerfstudio/COLMAP)."""
-    ndc: bool = True
-    """LLFF only: render forward-facing scenes in normalized device coordinates."""
+    scene_model: Literal["auto", "ndc", "bounded", "unbounded"] = "auto"
+    """Scene model: 'auto' decides from the cameras (forward-facing → ndc, object-centric → bounded box,
+    outward-looking or far-reaching content → unbounded with contraction); the others force one."""
+    ndc: bool | None = None
+    """Older spelling: True = --scene-model ndc for LLFF captures (its old meaning); False = never NDC (bounded or
+    unbounded, decided from the cameras)."""
 
 
 @dataclass
@@ -129,7 +134,11 @@ class Capture:
     format: str = ""
     downscale: int = 1
     ndc: bool = False
-    """Forward-facing capture to be rendered in NDC (LLFF)."""
+    """Forward-facing capture to be rendered in NDC (``scene_model == 'ndc'``)."""
+    scene_model: str = "bounded"
+    """'ndc', 'bounded' (march inside ``scene_box``) or 'unbounded' (contract space outside ``scene_box``)."""
+    scene_reason: str = ""
+    """Why: one line for the user (e.g. "object-centric: cameras span 84°, box from 4,414 sparse points")."""
     near_far: Tensor | None = None
     """``(n, 2)`` per-frame depth bounds in the normalized frame, where the format gives them (LLFF)."""
     skipped: list[str] = field(default_factory=list)
@@ -383,17 +392,19 @@ def finalize(
     frames: list[FrameSpec],
     options: CaptureOptions,
     normalization: Similarity | Literal["auto"],
-    box_half_extent: float | np.ndarray,
+    box_half_extent: float | np.ndarray | None,
     split: dict[str, list[str]] | None,
     per_frame_intrinsics: bool,
     points: np.ndarray | None = None,
     point_colors: np.ndarray | None = None,
-    ndc: bool = False,
+    box_multiplier: float = 1.0,
 ) -> Capture:
-    """Read images, resolve intrinsics, normalize, split: the common tail of every parser.
+    """Read images, resolve intrinsics, decide the scene model, normalize, split: the common tail of every parser.
 
-    ``box_half_extent``: the scene box ``[-h, h]^3`` in the normalized frame, or a ``(2, 3)`` array: a box in
-    the source frame (normalized and made axis-aligned). ``split`` maps split names to image names
+    ``box_half_extent``: the format's own scene box: ``[-h, h]^3`` in the normalized frame, or a ``(2, 3)``
+    array: a box in the source frame (normalized and made axis-aligned); None = the format has none (the
+    box comes from the cameras, the sparse points and the near/far bounds). ``normalization`` applies to
+    bounded and unbounded scenes; NDC scenes get LLFF's. ``split`` maps split names to image names
     (frame ``name``); None = hold out every N-th frame.
     """
     for f in frames:
@@ -403,7 +414,9 @@ def finalize(
     images, paths, kept, masks, factor, skipped, transfer = load_frames(frames, source, options, fmt)
     check_uniform_intrinsics(kept, per_frame_intrinsics, source)
     c2w_src = np.stack([f.camera_to_world for f in kept])
-    norm = auto_normalization(c2w_src, options) if normalization == "auto" else normalization
+    nf_src = np.array([f.near_far for f in kept], dtype=np.float64) if all(f.near_far is not None for f in kept) else None
+    pts_src = np.asarray(points, dtype=np.float64) if points is not None and len(points) else None
+    model, reason, norm, box = scene_model_of(fmt, kept, c2w_src, nf_src, pts_src, options, normalization, box_half_extent, box_multiplier, source)
     cameras = build_cameras(kept, images, factor, norm)
     if split is None:
         split_idx = split_indices(len(kept), options.holdout_every)
@@ -418,18 +431,9 @@ def finalize(
         raise InputError(source, "capture has no training frames after the split")
     has_alpha = any(im.shape[-1] == 4 for im in images)
     bg = options.background if options.background is not None else ((1.0, 1.0, 1.0) if has_alpha else (0.0, 0.0, 0.0))
-    if isinstance(box_half_extent, np.ndarray):  # an explicit box in the source frame
-        lo, hi = box_half_extent
-        corners = np.array([[x, y, z] for x in (lo[0], hi[0]) for y in (lo[1], hi[1]) for z in (lo[2], hi[2])])
-        c = norm.apply(torch.from_numpy(corners)).float()
-        mid, half_vec = (c.amax(0) + c.amin(0)) / 2, (c.amax(0) - c.amin(0)) / 2 * options.scene_scale
-        box = torch.stack([mid - half_vec, mid + half_vec])
-    else:
-        half = box_half_extent * options.scene_scale
-        box = torch.tensor([[-half] * 3, [half] * 3], dtype=torch.float32)
     pts = cols = None
-    if points is not None and len(points):
-        pts = norm.apply(torch.from_numpy(np.asarray(points, dtype=np.float64))).float()
+    if pts_src is not None:
+        pts = norm.apply(torch.from_numpy(pts_src)).float()
         cols = None if point_colors is None else torch.from_numpy(np.asarray(point_colors, dtype=np.float32))
     near_far = None
     if all(f.near_far is not None for f in kept) and kept[0].near_far is not None:
@@ -449,17 +453,103 @@ def finalize(
         source=source,
         format=fmt,
         downscale=factor,
-        ndc=ndc,
+        ndc=model == "ndc",
+        scene_model=model,
+        scene_reason=reason,
         near_far=near_far,
         skipped=skipped,
     )
 
 
+def _box_in_frame(box_half_extent: float | np.ndarray, norm: Similarity) -> np.ndarray:
+    if isinstance(box_half_extent, np.ndarray):  # an explicit box in the source frame
+        lo, hi = box_half_extent
+        corners = np.array([[x, y, z] for x in (lo[0], hi[0]) for y in (lo[1], hi[1]) for z in (lo[2], hi[2])])
+        c = norm.apply(torch.from_numpy(corners)).double().numpy()
+        return np.stack([c.min(0), c.max(0)])
+    h = float(box_half_extent)
+    return np.array([[-h] * 3, [h] * 3])
+
+
+def scene_model_of(
+    fmt: str, kept: list[FrameSpec], c2w_src: np.ndarray, nf_src: np.ndarray | None, pts_src: np.ndarray | None, options: CaptureOptions,
+    normalization: Similarity | Literal["auto"], format_box: float | np.ndarray | None, box_multiplier: float, source: Path,
+) -> tuple[str, str, Similarity, Tensor]:
+    """``(model, reason, normalization, scene box)`` of a capture (see :mod:`.scene_model`), with the
+    warnings a box deserves (cameras inside it, sparse points outside it)."""
+    requested = sm.requested_model(options.scene_model, options.ndc, fmt)
+    geom = sm.camera_geometry(c2w_src, pts_src, nf_src)
+    near = sm.near_depth(c2w_src, pts_src, nf_src)
+    model, reason = sm.decide(geom, requested, has_format_box=format_box is not None, has_depth=near is not None)
+    if model == "ndc":
+        if near is None:  # forced without depth: the focus distance stands in for the near bound
+            near = max(0.1 * geom.camera_radius, 1e-3)
+        norm = sm.forward_normalization(c2w_src, near)
+        box = np.array([[-1.0] * 3, [1.0] * 3])
+        return model, reason, norm, torch.from_numpy(box).float()
+    norm = auto_normalization(c2w_src, options) if normalization == "auto" else normalization
+    c2w = norm.apply_poses(torch.from_numpy(c2w_src)).double().numpy()
+    centres = c2w[:, :3, 3]
+    pts = None if pts_src is None else norm.apply(torch.from_numpy(pts_src)).double().numpy()
+    if model == "unbounded":
+        centre = norm.apply(torch.from_numpy(geom.centre[None])).double().numpy()[0]
+        box = sm.cameras_box(centres, centre)
+        if format_box is not None:  # a format's box still holds the region of interest: keep the larger
+            fb = _box_in_frame(format_box, norm)
+            box = np.stack([np.minimum(box[0], fb[0]), np.maximum(box[1], fb[1])])
+        reason += ", contraction outside the cameras' box"
+    else:
+        if format_box is not None:
+            box = _box_in_frame(format_box, norm)
+        elif pts is not None and len(pts) >= 8:
+            box = sm.points_box(pts)
+            reason += f", box from {len(pts):,} sparse points"
+        else:
+            intr = np.array([f.intrinsics for f in kept], dtype=np.float64)
+            sizes = np.array([(f.width, f.height) for f in kept], dtype=np.float64)
+            if nf_src is not None:
+                nf, what = nf_src * norm.scale, "near/far bounds"
+            else:
+                r = geom.camera_radius * norm.scale
+                nf, what = np.tile([0.05 * r, 2.0 * r], (len(kept), 1)), "the cameras' focus distance"
+            box = sm.frusta_box(c2w, intr, sizes, nf)
+            if box is None:
+                box = np.array([[-1.0] * 3, [1.0] * 3])
+                reason += ", no region shared by the frusta: box [-1, 1]³"
+            else:
+                reason += f", box shared by half the frusta ({what})"
+            if box_multiplier != 1.0:
+                mid, half = (box[0] + box[1]) / 2, (box[1] - box[0]) / 2 * box_multiplier
+                box = np.stack([mid - half, mid + half])
+    if options.scene_scale != 1.0:
+        mid, half = (box[0] + box[1]) / 2, (box[1] - box[0]) / 2 * options.scene_scale
+        box = np.stack([mid - half, mid + half])
+    if model == "bounded":
+        inside = int(sm.inside_box(centres, box).sum())
+        if inside:
+            warnings.warn(
+                f"{source}: {inside} of {len(centres)} cameras lie inside the scene box {np.round(box, 2).tolist()}; "
+                "the scene may extend past them (--scene-model unbounded, or a larger --scene-scale)",
+                CaptureWarning,
+                stacklevel=3,
+            )
+    if pts is not None and len(pts) >= 8 and model != "ndc":
+        outside = 1.0 - float(sm.inside_box(pts, box).mean())
+        if outside > 0.05:
+            warnings.warn(
+                f"{source}: {outside:.0%} of the {len(pts):,} sparse points fall outside the scene box"
+                + (" (they lie in the contracted region)" if model == "unbounded" else "; raise --scene-scale or use --scene-model unbounded"),
+                CaptureWarning,
+                stacklevel=3,
+            )
+    return model, reason, norm, torch.from_numpy(box).float()
+
+
 __all__ = [
+    "Cameras",
     "Capture",
     "CaptureOptions",
     "CaptureWarning",
-    "Cameras",
     "FrameSpec",
     "auto_normalization",
     "check_pose",

@@ -83,4 +83,4 @@ def parse_colmap(path: str | Path, options: CaptureOptions = CaptureOptions()) -
         ids = sorted(pts.keys())
         points = np.stack([np.asarray(pts[i].xyz, dtype=np.float64) for i in ids])
         colors = np.stack([np.asarray(pts[i].color, dtype=np.float32) / 255.0 for i in ids])
-    return finalize("colmap", model_dir, frames, options, "auto", 1.0, None, True, points, colors)
+    return finalize("colmap", model_dir, frames, options, "auto", None, None, True, points, colors)

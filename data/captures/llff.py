@@ -1,24 +1,23 @@
-"""LLFF forward-facing captures: ``poses_bounds.npy`` + ``images/`` (or ``images_<k>/``).
+"""LLFF captures: ``poses_bounds.npy`` + ``images/`` (or ``images_<k>/``).
 
 ``poses_bounds.npy`` is ``(n, 17)``: a 3×5 matrix per image, ``[R | t | (h, w, f)]`` with rotation columns
 (down, right, backwards), then the near and far depth bounds. Images are the sorted files of the image
 folder (which may be a downscaled copy: the focal length is rescaled to the actual width).
-Normalization (Mildenhall et al. 2019/2020): scale so the nearest bound is 1/0.75, then recentre on
-the average pose (its axes become the world axes: cameras look down −z). With ``CaptureOptions.ndc``
-(default) the capture is rendered in normalized device coordinates.
+The scene model is decided from the cameras like every format's (``scene_model.py``): forward-facing
+captures are rendered in normalized device coordinates with LLFF's normalization (Mildenhall et al.
+2019/2020: scale so the nearest bound is 1/0.75, recentre on the average pose, cameras looking down −z);
+object-centric ones (many LLFF-format captures are) get the nerfstudio normalization and a box from the
+frusta between the near/far bounds; outward-looking or far-reaching ones get contraction.
 """
 
 from pathlib import Path
 
 import numpy as np
 
-from fieldforge.data.camera_paths import average_pose
 from fieldforge.data.captures.capture import Capture, CaptureOptions, FrameSpec, finalize
+from fieldforge.data.captures.scene_model import BD_FACTOR
 from fieldforge.data.errors import InputError
 from fieldforge.data.images import IMAGE_SUFFIXES
-from fieldforge.data.transforms import Similarity
-
-BD_FACTOR = 0.75
 
 
 def parse_llff(path: str | Path, options: CaptureOptions = CaptureOptions()) -> Capture:
@@ -69,21 +68,9 @@ def parse_llff(path: str | Path, options: CaptureOptions = CaptureOptions()) -> 
         frames.append(
             FrameSpec(f, c2w[i], (focal * s, focal * s, w / 2.0, h / 2.0), w, h, name=f.name, near_far=(float(bounds[i, 0]), float(bounds[i, 1])))
         )
-    from fieldforge.data.captures.capture import check_pose
+    # the scene model (NDC for forward-facing cameras, else a box or contraction) and its normalization are
+    # decided from the poses and bounds in finalize; NDC uses LLFF's bound-based scaling (scene_model.py)
+    return finalize("llff", pb, frames, options, "auto", None, None, False)
 
-    for fr in frames:
-        fr.camera_to_world = check_pose(fr.camera_to_world, pb, fr.name)
-    scale = 1.0 / (bounds.min() * BD_FACTOR)
-    scaled = np.stack([fr.camera_to_world for fr in frames]).copy()
-    scaled[:, :3, 3] *= scale
-    avg = average_pose(scaled)
-    inv = np.linalg.inv(avg)
-    # p_norm = inv(avg) @ (scale · p) = scale · (R p + t) with R = inv[:3,:3], t = inv[:3,3] / scale
-    norm = Similarity(inv[:3, :3], inv[:3, 3] / scale, float(scale))
-    far = float(bounds.max() * scale)
-    if options.ndc:
-        half = 1.0  # NDC space
-    else:
-        centres = norm.apply(c2w[:, :3, 3])
-        half = float(max(np.abs(centres).max(), 1.0) + far)
-    return finalize("llff", pb, frames, options, norm, half, None, False, ndc=options.ndc)
+
+__all__ = ["BD_FACTOR", "parse_llff"]

@@ -3,7 +3,7 @@
 Keys read: ``fl_x, fl_y, cx, cy, w, h`` (or ``camera_angle_x``/``camera_angle_y``), ``camera_model``,
 ``k1 k2 k3 k4 p1 p2``, each either at the top level or per frame (per frame wins); ``frames[].file_path``,
 ``frames[].transform_matrix`` (camera-to-world, OpenGL), ``frames[].mask_path``; ``ply_file_path``
-(sparse points, same frame as the poses); ``aabb_scale`` (scene box half-extent multiplier);
+(sparse points, same frame as the poses); ``aabb_scale`` (scene box size multiplier);
 ``train_filenames``/``val_filenames``/``test_filenames`` (the split, else every N-th frame is held out);
 and, as a FieldForge extension, ``scene_box`` ``[[xmin, ymin, zmin], [xmax, ymax, zmax]]`` in the poses' frame.
 Frames whose image file is missing are skipped with a warning.
@@ -127,7 +127,7 @@ def parse_nerfstudio(path: str | Path, options: CaptureOptions = CaptureOptions(
     aabb_scale = _num(meta, "aabb_scale", tf, "top level") or 1.0
     if aabb_scale <= 0:
         raise InputError(tf, f"aabb_scale must be positive, got {aabb_scale}")
-    box: float | np.ndarray = aabb_scale
+    box: np.ndarray | None = None  # none given: the box (or contraction) comes from the cameras and points
     if "scene_box" in meta:  # FieldForge extension: an explicit region of interest in the poses' frame
         try:
             sb = np.asarray(meta["scene_box"], dtype=np.float64)
@@ -136,7 +136,7 @@ def parse_nerfstudio(path: str | Path, options: CaptureOptions = CaptureOptions(
         if sb.shape != (2, 3) or not np.isfinite(sb).all() or not (sb[1] > sb[0]).all():
             raise InputError(tf, "scene_box must be [[xmin, ymin, zmin], [xmax, ymax, zmax]] with max > min")
         box = sb * aabb_scale
-    return finalize("nerfstudio", tf, frames, options, "auto", box, split, per_frame, points, colors)
+    return finalize("nerfstudio", tf, frames, options, "auto", box, split, per_frame, points, colors, box_multiplier=aabb_scale)
 
 
 def read_ply_points(path: Path) -> tuple[np.ndarray, np.ndarray | None]:

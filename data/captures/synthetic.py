@@ -44,6 +44,11 @@ class SyntheticCaptureConfig:
     n_points: int = 0
     """If > 0, also write this many exact surface points as ``points.ply`` (ply_file_path)."""
     seed: int = 0
+    backdrop_radius: float = 0.0
+    """If > 0, a textured sphere of this radius around everything (an unbounded scene's distant backdrop);
+    rays that miss the objects hit it (opaque images) and ``n_points`` also samples it."""
+    outward: bool = False
+    """Cameras look away from the origin (cameras inside a scene, looking at its surroundings)."""
 
 
 # --- the scene ---------------------------------------------------------------------------------
@@ -158,9 +163,9 @@ def camera_positions(n: int, distance: float) -> Float[Tensor, "n 3"]:
 
 def render_view(
     c2w: Float[Tensor, "4 4"], fx: float, fy: float, cx: float, cy: float, width: int, height: int,
-    supersample: int = 2, distortion: tuple[float, ...] = (0.0,) * 6,
+    supersample: int = 2, distortion: tuple[float, ...] = (0.0,) * 6, backdrop_radius: float = 0.0,
 ) -> Float[Tensor, "h w 4"]:
-    """Straight (non-premultiplied) RGBA of one view, float64."""
+    """Straight (non-premultiplied) RGBA of one view, float64 (opaque where a backdrop is hit)."""
     from fieldforge.fields.rendering.rays import generate_rays
 
     s = supersample
@@ -178,10 +183,35 @@ def render_view(
         p = o[hit] + t[hit, None] * d[hit]
         _, which = scene_sdf(p)
         rgb[hit] = shade(p, d[hit], which)
+    if backdrop_radius > 0:
+        miss = ~hit
+        b = (o[miss] * d[miss]).sum(-1)
+        c = (o[miss] * o[miss]).sum(-1) - backdrop_radius**2
+        t_back = -b + (b * b - c).clamp(min=0).sqrt()  # from inside the sphere: its far intersection
+        rgb[miss] = backdrop_albedo(o[miss] + t_back[:, None] * d[miss])
+        hit = torch.ones_like(hit)
     a = hit.double().reshape(height, s, width, s).mean(dim=(1, 3))
     premult = (rgb * hit[:, None].double()).reshape(height, s, width, s, 3).mean(dim=(1, 3))
     straight = torch.where(a[..., None] > 0, premult / a[..., None].clamp(min=1e-9), torch.zeros_like(premult))
     return torch.cat([straight, a[..., None]], dim=-1)
+
+
+def backdrop_albedo(points: Float[Tensor, "n 3"]) -> Float[Tensor, "n 3"]:
+    """Lat-long checker with a colour gradient over elevation (the backdrop's texture)."""
+    u = points / points.norm(dim=-1, keepdim=True).clamp(min=1e-12)
+    phi = torch.atan2(u[:, 1], u[:, 0])
+    elev = torch.asin(u[:, 2].clamp(-1, 1))
+    check = (torch.floor(phi / (math.pi / 8)) + torch.floor(elev / (math.pi / 8))) % 2 == 0
+    base = torch.stack([0.3 + 0.4 * (elev / math.pi + 0.5), 0.5 + 0.0 * elev, 0.8 - 0.4 * (elev / math.pi + 0.5)], dim=-1)
+    return torch.where(check[:, None], base, base * 0.45)
+
+
+def backdrop_points(n: int, radius: float, seed: int = 0) -> tuple[Tensor, Tensor]:
+    """``n`` random points on the backdrop sphere and their colour."""
+    gen = torch.Generator().manual_seed(seed + 1)
+    u = torch.randn(n, 3, generator=gen, dtype=torch.float64)
+    p = u / u.norm(dim=-1, keepdim=True) * radius
+    return p, backdrop_albedo(p)
 
 
 def surface_points(n: int, seed: int = 0) -> tuple[Tensor, Tensor]:
@@ -206,8 +236,8 @@ def synthetic_capture_files(config: SyntheticCaptureConfig = SyntheticCaptureCon
     files: dict[str, bytes] = {}
     frames = []
     for i, pos in enumerate(camera_positions(config.n_views, config.distance)):
-        c2w = look_at(pos)
-        rgba = render_view(c2w, fx, fy, cx, cy, config.width, config.height, config.supersample, config.distortion)
+        c2w = look_at(pos, target=2 * pos) if config.outward else look_at(pos)
+        rgba = render_view(c2w, fx, fy, cx, cy, config.width, config.height, config.supersample, config.distortion, config.backdrop_radius)
         name = f"images/frame_{i:04d}.png"
         # stored values: the PNG holds them as they are (no transfer function applied)
         files[name] = encode_png(rgba)
@@ -222,10 +252,13 @@ def synthetic_capture_files(config: SyntheticCaptureConfig = SyntheticCaptureCon
         meta.update(dict(zip(("k1", "k2", "k3", "k4", "p1", "p2"), config.distortion)))
     if config.n_points > 0:
         pts, cols = surface_points(config.n_points, config.seed)
+        if config.backdrop_radius > 0:
+            bp, bc = backdrop_points(config.n_points, config.backdrop_radius, config.seed)
+            pts, cols = torch.cat([pts, bp]), torch.cat([cols, bc])
         files["points.ply"] = encode_ply(pts, colours=cols, colour_space="srgb")  # albedo as stored values
         meta["ply_file_path"] = "points.ply"
     files["transforms.json"] = json.dumps(meta, indent=1).encode()
     return files
 
 
-__all__ = ["SyntheticCaptureConfig", "camera_positions", "render_view", "scene_sdf", "surface_points", "synthetic_capture_files", "trace"]
+__all__ = ["SyntheticCaptureConfig", "backdrop_albedo", "backdrop_points", "camera_positions", "render_view", "scene_sdf", "surface_points", "synthetic_capture_files", "trace"]

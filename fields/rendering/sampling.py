@@ -118,6 +118,7 @@ def march_rays(
     alpha_thre: float = 0.0,
     early_stop_eps: float = 1e-4,
     max_steps: int = 2048,
+    eval_chunk: int | None = None,
 ) -> RaySamples:
     """Fixed-step ray marching inside ``aabb`` with empty-space skipping and early ray termination.
 
@@ -125,7 +126,7 @@ def march_rays(
        stratified march offsets each ray's first step by a uniform fraction of a step.
     2. ``occupied_fn`` (an occupancy grid) drops samples whose midpoint lies in empty space.
     3. ``sigma_fn`` (evaluated without gradients) drops samples with ``alpha < alpha_thre`` and all
-       samples after the transmittance falls below ``early_stop_eps``.
+       samples after the transmittance falls below ``early_stop_eps`` (in chunks of ``eval_chunk`` samples).
     """
     t_near, t_far = ray_aabb_intersect(origins, directions, aabb)
     t_near = t_near.clamp(min=near_plane)
@@ -140,7 +141,7 @@ def march_rays(
     t_ends = t_starts + step_size
     keep = t_starts < t_far[ray_indices]
     samples = RaySamples(t_starts, torch.minimum(t_ends, t_far[ray_indices]), ray_indices, origins.shape[0]).select(keep)
-    return filter_samples(samples, origins, directions, occupied_fn, sigma_fn, alpha_thre, early_stop_eps)
+    return filter_samples(samples, origins, directions, occupied_fn, sigma_fn, alpha_thre, early_stop_eps, eval_chunk)
 
 
 def edge_samples(edges: Float[Tensor, "n s1"], valid: Bool[Tensor, " n"] | None = None) -> RaySamples:
@@ -163,13 +164,26 @@ def filter_samples(
     sigma_fn: SigmaFn | None = None,
     alpha_thre: float = 0.0,
     early_stop_eps: float = 1e-4,
+    eval_chunk: int | None = None,
 ) -> RaySamples:
-    """Empty-space skipping (``occupied_fn`` at midpoints) then early termination / alpha culling."""
-    if occupied_fn is not None and samples.n_samples:
-        samples = samples.select(occupied_fn(samples.positions(origins, directions)))
-    if sigma_fn is not None and samples.n_samples and (alpha_thre > 0 or early_stop_eps > 0):
+    """Empty-space skipping (``occupied_fn`` at midpoints) then early termination / alpha culling; the
+    callables see at most ``eval_chunk`` samples at a time (None: all at once)."""
+    n = samples.n_samples
+    step = n if eval_chunk is None or eval_chunk <= 0 else eval_chunk
+    if occupied_fn is not None and n:
+        mids, ri = samples.midpoints(), samples.ray_indices
+        keep = torch.cat(
+            [occupied_fn(origins[ri[i : i + step]] + mids[i : i + step, None] * directions[ri[i : i + step]]) for i in range(0, n, step)]
+        )
+        samples = samples.select(keep)
+    n = samples.n_samples
+    if sigma_fn is not None and n and (alpha_thre > 0 or early_stop_eps > 0):
         with torch.no_grad():
-            sigmas = sigma_fn(samples.t_starts, samples.t_ends, samples.ray_indices).float()
+            parts = [
+                sigma_fn(samples.t_starts[i : i + step], samples.t_ends[i : i + step], samples.ray_indices[i : i + step]).float()
+                for i in range(0, n, step)
+            ]
+            sigmas = torch.cat(parts)
         samples = samples.select(prune_mask(samples, sigmas, alpha_thre, early_stop_eps))
     return samples
 
