@@ -195,9 +195,10 @@ class NerfModel(nn.Module):
         one ray): ``out`` then covers ``out.rgb.shape[0]`` rays (a training step's memory bound). Without
         ``training``, rays are rendered in chunks of at most ``render_samples`` candidate samples.
         """
-        per_chunk = self.rays_per_chunk(origins.shape[0])
-        if not training and origins.shape[0] > per_chunk:  # rendering (no gradients): bounded memory
-            return self._render_chunked(origins, directions, background, per_chunk)
+        if not training:  # rendering (no gradients): bounded memory
+            bounds = self.chunk_bounds(origins, directions)
+            if len(bounds) > 1:
+                return self._render_chunked(origins, directions, background, bounds)
         samples = self.sample(origins, directions, training, generator)
         if max_samples is not None and samples.n_samples > max_samples:
             fits = torch.cumsum(samples.counts(), 0) <= max_samples
@@ -218,11 +219,33 @@ class NerfModel(nn.Module):
         pos = positions[0] if positions else origins.new_zeros(0, 3)
         return out, pos, samples.ray_indices
 
-    def _render_chunked(self, origins: Tensor, directions: Tensor, background: Tensor | None, per_chunk: int) -> tuple[RenderOutputs, Tensor, Tensor]:
+    def candidate_counts(self, origins: Tensor, directions: Tensor) -> Tensor:
+        """Upper bound of each ray's candidate samples before skipping ``(n,)``: its steps through the box."""
+        r = self.render_config
+        if self.contracted:
+            return torch.full((origins.shape[0],), r.contraction_steps, dtype=torch.long, device=origins.device)
+        t_near, t_far = ray_aabb_intersect(origins, directions, self.scene_box)
+        span = (t_far - t_near.clamp(min=r.near_plane)).clamp(min=0.0)
+        return torch.ceil(span / self.step_size).long().clamp(0, 4 * r.steps_per_ray) + 1
+
+    def chunk_bounds(self, origins: Tensor, directions: Tensor) -> list[tuple[int, int]]:
+        """``[(start, end)]`` ray ranges with at most ``render_samples`` candidates (and ``chunk`` rays) each."""
+        r = self.render_config
+        cum = torch.cumsum(self.candidate_counts(origins, directions), 0).cpu()
+        bounds, start, n = [], 0, origins.shape[0]
+        while start < n:
+            before = int(cum[start - 1]) if start else 0
+            end = int(torch.searchsorted(cum, before + r.render_samples, right=True))
+            end = min(max(end, start + 1), start + r.chunk, n)
+            bounds.append((start, end))
+            start = end
+        return bounds
+
+    def _render_chunked(self, origins: Tensor, directions: Tensor, background: Tensor | None, bounds: list[tuple[int, int]]) -> tuple[RenderOutputs, Tensor, Tensor]:
         outs, positions, indices = [], [], []
-        for i in range(0, origins.shape[0], per_chunk):
-            bg = background[i : i + per_chunk] if background is not None and background.ndim == 2 else background
-            out, pos, ri = self.render_rays(origins[i : i + per_chunk], directions[i : i + per_chunk], bg)
+        for i, j in bounds:
+            bg = background[i:j] if background is not None and background.ndim == 2 else background
+            out, pos, ri = self.render_rays(origins[i:j], directions[i:j], bg)
             outs.append(out)
             positions.append(pos)
             indices.append(ri + i)
@@ -243,7 +266,10 @@ class NerfModel(nn.Module):
         memory bound); ``ndc`` is ``(focal, width, height)`` of a forward-facing capture's NDC projection."""
         device = self.scene_box.device
         pix = pixel_grid(height, width, device)
-        chunk = self.rays_per_chunk(chunk, max_samples)
+        if max_samples is not None:
+            chunk = self.rays_per_chunk(chunk, max_samples)
+        else:  # render_rays splits each chunk by its rays' candidate samples
+            chunk = self.render_config.chunk if chunk is None else chunk
         rgb, depth, acc = [], [], []
         for i in range(0, pix.shape[0], chunk):
             p = pix[i : i + chunk]
