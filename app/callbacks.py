@@ -168,10 +168,25 @@ class TensorBoardLog(Callback):
             self.writer = None
 
 
+class EvaluationPreview(Callback):
+    """Writes ``renders/eval-stepNNNNNN.png`` after each periodic evaluation (rank 0), so progress can be seen
+    without a browser: the task's ``preview()`` (PNG bytes of what it just evaluated, or ``None``)."""
+
+    def on_evaluation(self, trainer: Trainer, metrics: dict[str, float], final: bool) -> None:
+        preview = getattr(trainer.task, "preview", None)
+        if final or not trainer.is_main or preview is None:
+            return
+        png = preview()
+        if png is not None:
+            from fieldforge.app.atomic import atomic_write_bytes
+
+            atomic_write_bytes(trainer.run.renders_dir / f"eval-step{trainer.step:06d}.png", png)
+
+
 def standard_callbacks(config: TrainerConfig) -> list[Callback]:
     """What every ``fieldforge train`` run uses, in order (plus TensorBoard event files when it is installed)."""
-    callbacks: list[Callback] = [ProgressBar(config.progress), MetricsLog(config.log_every), PeriodicEvaluation(config.eval_every),
-                                 PeriodicCheckpoint(config.checkpoint_every)]
+    callbacks: list[Callback] = [ProgressBar(config.progress), MetricsLog(config.log_every), EvaluationPreview(),
+                                 PeriodicEvaluation(config.eval_every), PeriodicCheckpoint(config.checkpoint_every)]
     if TensorBoardLog.available():
         callbacks.append(TensorBoardLog(config.log_every))
     return callbacks

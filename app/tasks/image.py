@@ -111,8 +111,10 @@ class ImageTrainConfig:
 class ImageTask:
     """Trainer task: a 2D field regressed onto the image's stored values at random pixels."""
 
-    def __init__(self, field: nn.Module, sampler: PixelSampler, target: Tensor, loss: str = "mse") -> None:
+    def __init__(self, field: nn.Module, sampler: PixelSampler, target: Tensor, loss: str = "mse", transfer: str = "srgb",
+                 has_alpha: bool = False) -> None:
         self.model = field
+        self.transfer, self.has_alpha = transfer, has_alpha
         self.sampler = sampler
         self.target = target  # (h, w, c) on CPU
         self.loss = loss
@@ -140,6 +142,12 @@ class ImageTask:
         image = self.render(track)
         self.last_render = image
         return {"psnr": psnr(image, self.target), "ssim": ssim(image, self.target)}
+
+    def preview(self) -> bytes | None:
+        """PNG of the last evaluated render, as the final reconstruction is written."""
+        if self.last_render is None:
+            return None
+        return encode_image(decode(self.last_render, self.transfer, self.has_alpha), "png", self.has_alpha)  # type: ignore[arg-type]
 
     def state_dict(self) -> dict:
         return {"sampler": self.sampler.state_dict()}
@@ -179,7 +187,7 @@ class ImageTaskDefinition(TaskDefinition):
     def build_task(self, config: ImageTrainConfig, model: nn.Module, image: ImageData, ctx: TaskContext) -> ImageTask:
         target = image.encoded()
         sampler = PixelSampler(target, config.trainer.batch_size, ctx.device, seed=ctx.seed(config.trainer.seed))
-        return ImageTask(model, sampler, target, config.loss)
+        return ImageTask(model, sampler, target, config.loss, image.transfer, image.has_alpha)
 
     def select_fresh(self, config: ImageTrainConfig, image: ImageData, info: dict, device: torch.device):
         from fieldforge.app.fresh import candidates
@@ -221,8 +229,8 @@ class ImageTaskDefinition(TaskDefinition):
     def finish(self, run: RunDir, task: ImageTask, config: ImageTrainConfig, image: ImageData, metrics: dict) -> None:
         from fieldforge.app.atomic import atomic_write_bytes
 
-        assert task.last_render is not None
-        png = encode_image(decode(task.last_render, image.transfer, image.has_alpha), "png", image.has_alpha)
+        png = task.preview()
+        assert png is not None
         atomic_write_bytes(run.renders_dir / "reconstruction.png", png)
 
     def summary_line(self, config: ImageTrainConfig, metrics: dict, path: Path) -> str:

@@ -277,6 +277,13 @@ class NerfTask:
             "grid_occupancy": self.model.grid.occupancy_fraction(),
         }
 
+    def preview(self) -> bytes | None:
+        """PNG of the first view of the last evaluation beside its ground truth."""
+        if not self.last_renders:
+            return None
+        _, rgb, target = self.last_renders[0]
+        return encode_display_png(torch.cat([rgb, target.float()], dim=1))
+
     def state_dict(self) -> dict:
         return {"generator": self.generator.get_state(), "n_rays": self.n_rays}
 

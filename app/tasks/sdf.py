@@ -410,6 +410,13 @@ class SDFTask:
             metrics["near_sdf_mae"] = float((v - ref.near.sdf).abs().mean()) / self.cloud.normalization.scale
         return metrics
 
+    def preview(self) -> bytes | None:
+        """PNG of the field's three mid-plane slices (as ``renders/slices.png`` at the end, smaller)."""
+        from fieldforge.app.slice_preview import slice_image
+
+        value_fn, level, inside = field_value_fn(self.model, self.target)
+        return slice_image(value_fn, UNIT_BOX, 128, level, inside, self.target, self.device)
+
     def state_dict(self) -> dict:
         return {"sampler": self.sampler.state_dict()}
 
