@@ -9,7 +9,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from fieldforge.app.config import TrainerConfig
-from fieldforge.app.trainer import Callback, StepResult, Trainer
+from fieldforge.app.trainer import Callback, StepResult, Trainer, no_track
 
 T = TypeVar("T")
 console = Console(stderr=True)
@@ -60,7 +60,7 @@ class ProgressBar(Callback):
     def on_train_end(self, trainer: Trainer, metrics: dict[str, float]) -> None:
         if self.progress is not None:
             self.progress.stop()
-        trainer.track = lambda items, description="": items
+        trainer.track = no_track
 
 
 class MetricsLog(Callback):

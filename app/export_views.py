@@ -118,18 +118,26 @@ class Scene:
         return views
 
 
-def load_scene(path: Path, step: int | None, device: Device) -> Scene:
-    """A run whose model can be volume-rendered, with the capture's cameras (``capture.json``)."""
-    loaded = load_run(path, step, resolve_device(device))
-    if not isinstance(loaded.model, Renderable) or "cameras" not in loaded.info:
-        raise InputError(loaded.run.path, f"this is a {loaded.kind} run: only radiance fields of a capture can be rendered from cameras")
+def is_scene(loaded: LoadedRun) -> bool:
+    """Whether a loaded run can be rendered from cameras: a ``Renderable`` model with the capture's record."""
+    return isinstance(loaded.model, Renderable) and "cameras" in loaded.info
+
+
+def scene_of(loaded: LoadedRun) -> Scene:
+    """The cameras, background, NDC projection and render chunk of a loaded renderable run (``capture.json``)."""
     cameras = Cameras.from_dict(loaded.info["cameras"])
-    ndc = None
-    if loaded.info.get("ndc"):
-        ndc = float(cameras.intrinsics[0, 0]), float(cameras.width[0]), float(cameras.height[0])
+    ndc = cameras.ndc_projection() if loaded.info.get("ndc") else None
     background = torch.tensor(loaded.info["background"], dtype=torch.float32)
     chunk = loaded.config.render.chunk if hasattr(loaded.config, "render") else 8192
     return Scene(loaded, cameras, background, ndc, chunk)
+
+
+def load_scene(path: Path, step: int | None, device: Device) -> Scene:
+    """A run whose model can be volume-rendered, with the capture's cameras."""
+    loaded = load_run(path, step, resolve_device(device))
+    if not is_scene(loaded):
+        raise InputError(loaded.run.path, f"this is a {loaded.kind} run: only radiance fields of a capture can be rendered from cameras")
+    return scene_of(loaded)
 
 
 def depth_to_png(depth: Tensor, opacity: Tensor) -> bytes:

@@ -10,20 +10,8 @@ import sys
 import pytest
 import torch
 
-from fieldforge.fields.encodings import FrequencyEncodingConfig
-from fieldforge.fields.field import FieldConfig
-from fieldforge.fields.networks import MLPConfig
-from fieldforge.fields.radiance import RadianceHeadConfig
 from fieldforge.fields.radiance_model import RENDER_BYTES_PER_SAMPLE, NerfModel, RenderConfig
-
-
-def _small_field() -> FieldConfig:
-    return FieldConfig(
-        encoding=FrequencyEncodingConfig(n_frequencies=2),
-        network=MLPConfig(width=8, n_hidden_layers=1),
-        head="radiance",
-        radiance=RadianceHeadConfig(geo_feat_dim=4, color_network=MLPConfig(width=8, n_hidden_layers=1)),
-    )
+from tests.test_nerf_field import _small_radiance
 
 
 @pytest.mark.parametrize("contraction", [False, True])
@@ -32,7 +20,7 @@ def test_every_field_evaluation_stays_within_the_sample_budget(contraction):
     budget = 4096
     render = RenderConfig(steps_per_ray=256, contraction=contraction, contraction_steps=256, grid_resolution=4, render_samples=budget,
                           early_stop_eps=1e-4)
-    model = NerfModel(_small_field(), torch.tensor([[-1.0] * 3, [1.0] * 3]), render).eval()
+    model = NerfModel(_small_radiance(), torch.tensor([[-1.0] * 3, [1.0] * 3]), render).eval()
     sizes: list[int] = []
     for name in ("density", "rgb_density"):
         fn = getattr(model.field, name)

@@ -163,13 +163,6 @@ def _more_presets() -> dict[str, MethodPreset]:
 METHODS.update(_more_presets())
 
 
-def ndc_params(capture_ndc: bool, cameras: Cameras) -> tuple[float, float, float] | None:
-    """``(focal, width, height)`` of the NDC projection (first camera), or None."""
-    if not capture_ndc:
-        return None
-    return float(cameras.intrinsics[0, 0]), float(cameras.width[0]), float(cameras.height[0])
-
-
 class NerfTask:
     """Trainer task: photometric loss on random rays of the training views; test-view PSNR/SSIM."""
 
@@ -183,7 +176,7 @@ class NerfTask:
         cams = capture.cameras
         self.c2w, self.intr, self.dist = cams.camera_to_world.to(device), cams.intrinsics.to(device), cams.distortion.to(device)
         self.has_distortion = cams.has_distortion()
-        self.ndc = ndc_params(capture.ndc, cams)
+        self.ndc = cams.ndc_projection() if capture.ndc else None
         self.background = capture.background.to(device)
         self.generator = torch.Generator().manual_seed(seed)
         self.n_rays = config.trainer.batch_size
@@ -407,7 +400,7 @@ class NerfTaskDefinition(TaskDefinition):
         cams = capture.cameras
         scaled = [scaled_view(cams, i, short_side=side) for i in views]
         goal = torch.stack([resized(capture.composited(i), h, w) for i, (_, w, h) in zip(views, scaled)])
-        ndc = ndc_params(capture.ndc, cams)
+        ndc = cams.ndc_projection() if capture.ndc else None
         render = replace(config.render, steps_per_ray=fresh.steps_per_ray)
 
         def make(field_config: FieldConfig):

@@ -24,7 +24,7 @@ from torch import Tensor, nn
 
 from fieldforge.app.config import MethodPreset, OptimizerConfig, TaskFieldConfig, TrainerConfig, task_field
 from fieldforge.app.runs import RunDir
-from fieldforge.app.tasks.base import TaskContext, TaskDefinition, summary_parts
+from fieldforge.app.tasks.base import TaskContext, TaskDefinition
 from fieldforge.app.trainer import StepContext, StepResult, Track
 from fieldforge.data.errors import InputError
 from fieldforge.data.pointclouds import (
@@ -236,8 +236,6 @@ class ShapeReference:
 
 def validate_config(config: SDFTrainConfig) -> None:
     s = config.sampling
-    if config.field.head != config.target:
-        raise InputError(None, f"--target {config.target} needs --field.head {config.target} (got {config.field.head})")
     if s.pool_size < 1000 or not 0.0 <= s.uniform_fraction <= 1.0 or not s.sigmas or min(s.sigmas) <= 0:
         raise InputError(None, "--sampling: pool-size ≥ 1000, uniform-fraction in [0,1] and positive sigmas are required")
     if s.sign_rays < 1 or s.sign_rays % 2 == 0:
@@ -487,7 +485,6 @@ class SDFTaskDefinition(TaskDefinition):
         return with_target(config, target)  # type: ignore[arg-type]
 
     def prepare(self, config: SDFTrainConfig) -> "PreparedShape":
-        config = with_target(config, config.target)
         validate_config(config)
         t0 = time.perf_counter()
         cloud = load_shape(config)
@@ -514,7 +511,6 @@ class SDFTaskDefinition(TaskDefinition):
         return make_field(with_head(config.field, config.target), in_dim=3, bbox=UNIT_BOX.clone())
 
     def build_task(self, config: SDFTrainConfig, model: nn.Module, prepared: "PreparedShape", ctx: TaskContext) -> SDFTask:
-        config = with_target(config, config.target)
         return SDFTask(model, config, prepared.cloud, prepared.samples, prepared.reference, ctx.device, ctx.seed(config.trainer.seed))
 
     def select_fresh(self, config: SDFTrainConfig, prepared: "PreparedShape", info: dict, device: torch.device):
@@ -605,8 +601,8 @@ def shape_summary(prefix: str, metrics: dict, path: Path) -> str:
     parts = [prefix]
     if math.isfinite(metrics.get("chamfer_l1", math.nan)):
         parts.append(f"Chamfer-L1 {metrics['chamfer_l1']:.4g} ({100 * metrics['chamfer_l1_rel']:.3f}% of the diagonal)")
-    parts += summary_parts({k: v for k, v in metrics.items() if k not in ("train_seconds",)},
-                           (("f_score", "F@1% {:.3f}"), ("normal_consistency", "NC {:.3f}"), ("iou", "IoU {:.3f}")))
+    parts += [fmt.format(metrics[k]) for k, fmt in (("f_score", "F@1% {:.3f}"), ("normal_consistency", "NC {:.3f}"), ("iou", "IoU {:.3f}"))
+              if k in metrics]
     if "watertight" in metrics:
         parts.append("watertight" if metrics["watertight"] else "NOT watertight")
     if "train_seconds" in metrics:

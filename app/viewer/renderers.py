@@ -17,9 +17,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import torch
+from fieldforge.app.export_views import is_scene, scene_of
 from fieldforge.app.loader import LoadedRun
 from fieldforge.app.viewer.cameras import View, intrinsics_for
-from fieldforge.fields.capabilities import HasLevels, HasProgressMap, HasSDF, Renderable
+from fieldforge.fields.capabilities import HasLevels, HasProgressMap, HasSDF
 from fieldforge.fields.wrapping import unwrap
 from torch import Tensor
 
@@ -289,14 +290,9 @@ def progress_map(model: torch.nn.Module) -> Tensor | None:
 def make_renderer(loaded: LoadedRun) -> FieldRenderer:
     """The renderer for a loaded run, from its model's capabilities and the run's record of its input."""
     model, info = unwrap(loaded.model), loaded.info
-    if isinstance(model, Renderable) and "cameras" in info:
-        from fieldforge.data.captures.capture import Cameras
-
-        cams = Cameras.from_dict(info["cameras"])
-        ndc = None
-        if info.get("ndc"):
-            ndc = float(cams.intrinsics[0, 0]), int(cams.width[0]), int(cams.height[0])
-        chunk = loaded.config.render.chunk if hasattr(loaded.config, "render") else 8192
+    if is_scene(loaded):
+        scene = scene_of(loaded)
+        cams = scene.cameras
         train = info["split"].get("train") or list(range(len(cams)))
         c2w = cams.camera_to_world.double().numpy()
         box = np.asarray(info["scene_box"], dtype=np.float64)
@@ -306,7 +302,7 @@ def make_renderer(loaded: LoadedRun) -> FieldRenderer:
         first = c2w[train[0]]
         back = centre + 1.3 * (first[:3, 3] - centre)  # behind the first camera, so its own frustum is in view
         home = Home(back, centre, up)
-        return RadianceRenderer(loaded, ("rgb", "depth", "accumulation"), home, torch.tensor(info["background"], dtype=torch.float32), ndc, chunk)
+        return RadianceRenderer(loaded, ("rgb", "depth", "accumulation"), home, scene.background, scene.ndc, scene.chunk)
     if isinstance(model, HasSDF):
         home = Home(np.array([1.6, 1.3, 2.0]), np.array([0.5, 0.5, 0.5]), np.array([0.0, 1.0, 0.0]))
         return SDFRenderer(loaded, ("normals", "shaded", "depth", "steps", "SDF slice"), home)

@@ -89,6 +89,10 @@ class Cameras:
     def has_distortion(self) -> bool:
         return bool((self.distortion.abs() > 0).any())
 
+    def ndc_projection(self) -> tuple[float, float, float]:
+        """``(focal, width, height)`` of a forward-facing capture's NDC projection (its first camera's)."""
+        return float(self.intrinsics[0, 0]), float(self.width[0]), float(self.height[0])
+
     def to_dict(self) -> dict:
         return {
             "camera_to_world": self.camera_to_world.tolist(),
