@@ -74,7 +74,7 @@ class Field(nn.Module):
         self.register_buffer("bbox", bbox.float().clone())
         self.build_head()  # before the encoding and network: their initialization draws from the RNG after it
         self.encoding = config.encoding.setup(in_dim)
-        self.network = config.network.setup(self.encoding.out_dim, self.out_dim, in_dim)
+        self.network = config.network.for_box(self.bbox[1] - self.bbox[0]).setup(self.encoding.out_dim, self.out_dim, in_dim)
 
     def head_dim(self, out_dim: int) -> int:
         """Raw outputs the network produces for the head."""
@@ -157,7 +157,9 @@ class RadianceField(Field):
         return 1 + self.config.radiance.geo_feat_dim  # raw density + geometry feature (RadianceHead.raw_dim)
 
     def build_head(self) -> None:
-        self.radiance_head = self.config.radiance.setup()
+        radiance = self.config.radiance  # a colour branch may depend on the box (KiloNeRF tiles)
+        radiance = dataclasses.replace(radiance, color_network=radiance.color_network.for_box(self.bbox[1] - self.bbox[0]))
+        self.radiance_head = radiance.setup()
 
     def apply_head(self, unit: Tensor, raw: Tensor, directions: Tensor | None) -> FieldOutputs:
         return self.radiance_head(unit, raw, directions)

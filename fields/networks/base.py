@@ -38,3 +38,7 @@ class NetworkConfig:
 
     def setup(self, in_dim: int, out_dim: int, coord_dim: int) -> Network:
         raise NotImplementedError
+
+    def for_box(self, extent: Tensor) -> "NetworkConfig":
+        """This config adapted to the extent ``(d,)`` of the field's box (KiloNeRF's tile grid); unchanged by default."""
+        return self

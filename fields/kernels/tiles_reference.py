@@ -1,0 +1,151 @@
+"""KiloNeRF tile banks in pure torch: routing points to tiles and evaluating one tiny MLP per tile.
+
+A tile bank is ``T = prod(resolution)`` independent MLPs, all with the same layer shapes. Layer ``l`` of
+every tile is stacked into ``weights[l] (T, in_l, out_l)`` (applied as ``x @ W``) and ``biases[l] (T, out_l)``;
+hidden layers use ReLU, the last layer is linear.
+
+Routing (:func:`tile_index`): tile ``k`` along an axis of ``r`` tiles holds the unit coordinates
+``k/r ≤ u < (k+1)/r`` (edges computed in the points' dtype, so a point exactly on an inner edge goes to the
+upper tile, whatever the rounding of ``u·r``); ``u = 1`` belongs to the last tile. Points outside
+``[0,1]^d`` are **clamped** to the nearest tile and flagged (``inside`` is False for them). Tiles are
+numbered row-major, axis 0 slowest (as :class:`~fieldforge.fields.rendering.occupancy_grid.OccupancyGrid`).
+
+Evaluation:
+
+- :func:`tile_mlp_per_point`: gathers each point's weights (``n × in × out`` memory): the obvious
+  reference, used in tests (in float64).
+- :func:`tile_mlp_batched`: sorts points by tile, pads each tile's segment to a multiple of ``block`` rows
+  and runs every layer as one ``torch.bmm`` over the blocks (each block belongs to one tile); the waste is
+  at most ``block − 1`` rows per occupied tile, whatever the imbalance between tiles. Differentiable.
+  :func:`pack_segments` computes the layout; the Triton kernels (``tiles_triton``) use the same one.
+"""
+
+from dataclasses import dataclass
+
+import torch
+from jaxtyping import Float, Int
+from torch import Tensor
+
+BLOCK = 64
+"""Rows per block of the padded tile segments (one ``bmm`` batch entry / one Triton program)."""
+
+
+def tile_index(unit: Float[Tensor, "n d"], resolution: tuple[int, ...]) -> tuple[Int[Tensor, " n"], Tensor]:
+    """Flat tile id ``(n,)`` of unit-cube points and whether each point lies inside ``[0,1]^d``.
+
+    Tile ``k`` of an axis with ``r`` tiles covers ``[k/r, (k+1)/r)`` (the last one includes 1); points
+    outside the cube are clamped to the nearest tile and flagged ``inside = False``.
+    """
+    if unit.ndim != 2 or unit.shape[1] != len(resolution):
+        raise ValueError(f"tile_index: points must be (n, {len(resolution)}), got {tuple(unit.shape)}")
+    res = torch.tensor(resolution, device=unit.device)
+    rf = res.to(unit.dtype)
+    inside = ((unit >= 0) & (unit <= 1)).all(dim=-1)
+    ijk = torch.floor(unit * rf).long()
+    ijk = torch.minimum(torch.maximum(ijk, torch.zeros_like(ijk)), res - 1)
+    # exact edges: a point on k/r (as rounded in this dtype) belongs to tile k whatever u·r rounds to
+    lo = ijk.to(unit.dtype) / rf
+    hi = (ijk + 1).to(unit.dtype) / rf
+    ijk = ijk - ((unit < lo) & (ijk > 0)).long() + ((unit >= hi) & (ijk < res - 1)).long()
+    flat = torch.zeros_like(ijk[:, 0])
+    for a in range(len(resolution)):
+        flat = flat * resolution[a] + ijk[:, a]
+    return flat, inside
+
+
+def tile_centers(resolution: tuple[int, ...]) -> Float[Tensor, "t d"]:
+    """Unit-cube centre of every tile ``(T, d)`` in tile-id order."""
+    axes = [(torch.arange(r, dtype=torch.float64) + 0.5) / r for r in resolution]
+    grid = torch.meshgrid(*axes, indexing="ij")
+    return torch.stack([g.reshape(-1) for g in grid], dim=-1).float()
+
+
+@dataclass
+class Segments:
+    """Points sorted by tile and padded to whole blocks: point ``p`` sits at row ``slot[p]`` of the packed
+    ``(n_blocks·block, c)`` layout; block ``b`` belongs to tile ``block_tile[b]``; tile ``t`` owns blocks
+    ``tile_blocks[t] .. tile_blocks[t+1]``."""
+
+    slot: Tensor
+    block_tile: Tensor
+    tile_blocks: Tensor
+    block: int
+
+    @property
+    def n_blocks(self) -> int:
+        return int(self.block_tile.shape[0])
+
+    @property
+    def rows(self) -> int:
+        return self.n_blocks * self.block
+
+    def pack(self, x: Float[Tensor, "n c"]) -> Float[Tensor, "r c"]:
+        """Scatter point rows into the padded layout (padding rows are zero); differentiable."""
+        return x.new_zeros(self.rows, x.shape[1]).index_copy(0, self.slot, x)
+
+    def unpack(self, y: Float[Tensor, "r c"]) -> Float[Tensor, "n c"]:
+        """Gather the point rows back in the points' order; differentiable."""
+        return y[self.slot]
+
+
+def pack_segments(tile_ids: Int[Tensor, " n"], n_tiles: int, block: int = BLOCK) -> Segments:
+    """The padded per-tile layout of ``tile_ids`` (see :class:`Segments`)."""
+    ids = tile_ids.long()
+    counts = torch.bincount(ids, minlength=n_tiles)
+    order = torch.argsort(ids, stable=True)
+    sorted_ids = ids[order]
+    starts = torch.cumsum(counts, 0) - counts
+    rank = torch.arange(ids.shape[0], device=ids.device) - starts[sorted_ids]
+    blocks = (counts + block - 1) // block
+    tile_blocks = torch.zeros(n_tiles + 1, dtype=torch.long, device=ids.device)
+    tile_blocks[1:] = torch.cumsum(blocks, 0)
+    slot = torch.empty_like(ids)
+    slot[order] = tile_blocks[sorted_ids] * block + rank
+    block_tile = torch.repeat_interleave(torch.arange(n_tiles, device=ids.device), blocks)
+    return Segments(slot, block_tile, tile_blocks, block)
+
+
+def tile_mlp_per_point(
+    x: Float[Tensor, "n i"], tile_ids: Int[Tensor, " n"], weights: list[Tensor], biases: list[Tensor]
+) -> Float[Tensor, "n o"]:
+    """Reference: every point through its own tile's MLP, with the weights gathered per point."""
+    h = x
+    for l, (w, b) in enumerate(zip(weights, biases)):
+        h = torch.einsum("ni,nio->no", h, w[tile_ids]) + b[tile_ids]
+        if l < len(weights) - 1:
+            h = torch.relu(h)
+    return h
+
+
+def tile_mlp_packed(xp: Float[Tensor, "r i"], seg: Segments, weights: list[Tensor], biases: list[Tensor]) -> Float[Tensor, "r o"]:
+    """The MLPs on the packed layout: one ``bmm`` per layer over the blocks."""
+    h = xp.reshape(seg.n_blocks, seg.block, -1)
+    bt = seg.block_tile
+    for l, (w, b) in enumerate(zip(weights, biases)):
+        h = torch.baddbmm(b[bt][:, None, :].to(h.dtype), h, w[bt].to(h.dtype))
+        if l < len(weights) - 1:
+            h = torch.relu(h)
+    return h.reshape(seg.rows, -1)
+
+
+def tile_mlp_batched(
+    x: Float[Tensor, "n i"], tile_ids: Int[Tensor, " n"], weights: list[Tensor], biases: list[Tensor], block: int = BLOCK
+) -> Float[Tensor, "n o"]:
+    """Sort by tile, pad segments to whole blocks, one batched matmul per layer (differentiable)."""
+    n_tiles = weights[0].shape[0]
+    if x.shape[0] == 0:
+        return x.new_zeros(0, weights[-1].shape[-1])
+    seg = pack_segments(tile_ids, n_tiles, block)
+    return seg.unpack(tile_mlp_packed(seg.pack(x), seg, weights, biases))
+
+
+__all__ = [
+    "BLOCK",
+    "Segments",
+    "pack_segments",
+    "tile_centers",
+    "tile_index",
+    "tile_mlp_batched",
+    "tile_mlp_packed",
+    "tile_mlp_per_point",
+]
