@@ -19,6 +19,7 @@ from torch import Tensor
 
 from fieldforge.data.errors import InputError, require_file
 from fieldforge.data.formats import encode_exr, encode_png, linear_to_srgb, srgb_to_linear
+from fieldforge.data.memory import require_memory
 
 Transfer = Literal["srgb", "linear"]
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".exr")
@@ -130,6 +131,17 @@ def _to_float(array: np.ndarray, path: Path) -> tuple[np.ndarray, Transfer]:
     raise InputError(path, f"unsupported pixel type {array.dtype}")
 
 
+def check_decodable(path: Path, width: int, height: int) -> None:
+    """Colour models we would misread are refused (CMYK's K is not alpha), and the decode must fit in RAM."""
+    if path.suffix.lower() not in (".exr", ".tif", ".tiff"):
+        with Image.open(path) as im:
+            mode = im.mode
+        if mode in ("CMYK", "LAB", "YCbCr"):
+            raise InputError(path, f"{mode} colour is not supported; convert the image to RGB (e.g. magick in.jpg -colorspace sRGB out.png)")
+    # decoded (≤ 8 bytes/channel) + float32 copy + linear copy, 4 channels at most
+    require_memory(width * height * 4 * (8 + 4 + 4), f"decoding the {width}×{height} image", "shrink the file first (e.g. magick in.png -resize 50% out.png)", path=path)
+
+
 def load_image(
     path: str | Path,
     max_pixels: int = DEFAULT_MAX_PIXELS,
@@ -151,11 +163,14 @@ def load_image(
     w, h = _image_size(p)
     if w == 0 or h == 0:
         raise InputError(p, f"image has zero size ({w}×{h})")
+    if w // downscale == 0 or h // downscale == 0:
+        raise InputError(p, f"--downscale {downscale} is larger than the {w}×{h} image (at most {min(w, h)})")
     factor = downscale
     while (w // factor) * (h // factor) > max_pixels:
         if not fit_budget:
             raise InputError(p, f"{w}×{h} = {w * h:,} pixels exceeds the budget of {max_pixels:,} (--max-pixels); pass --downscale or --fit-budget")
         factor += 1
+    check_decodable(p, w, h)
     try:
         array = _read_exr(p) if p.suffix.lower() == ".exr" else iio.imread(p)
     except InputError:

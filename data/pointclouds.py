@@ -242,6 +242,7 @@ def load_surface(path: str | Path, padding: float = 0.1) -> PointCloud:
     extent = vertices.max(axis=0) - vertices.min(axis=0)
     if float(extent.max()) <= 1e-12 * max(1.0, float(np.abs(vertices).max())):
         raise InputError(p, "degenerate input: all points coincide")
+    check_spread(p, vertices, extent, triangles is not None)
     watertight = None
     if triangles is not None:
         if triangles.min() < 0 or triangles.max() >= len(vertices):
@@ -276,6 +277,23 @@ def load_surface(path: str | Path, padding: float = 0.1) -> PointCloud:
         path=p,
         watertight=watertight,
     )
+
+
+MAX_COORDINATE = 1e30
+"""Largest accepted |coordinate|: exports map the unit cube back to the file's frame in float32 (max ≈ 3.4e38)."""
+
+
+def check_spread(path: Path, vertices: np.ndarray, extent: np.ndarray, is_mesh: bool) -> None:
+    """Refuse coordinates too large to map back (1e308: the extent overflows) and point clouds on one line
+    (a line has no surface to reconstruct; meshes are checked by their triangle areas)."""
+    largest = float(np.abs(vertices).max())
+    if not np.isfinite(extent).all() or largest > MAX_COORDINATE:
+        raise InputError(path, f"coordinates up to {largest:.3g} are too large (the limit is {MAX_COORDINATE:.0e}); rescale the file")
+    if not is_mesh:
+        centred = (vertices - vertices.mean(axis=0)) / float(extent.max())
+        spread = np.sqrt(np.maximum(np.linalg.eigvalsh(centred.T @ centred / len(centred)), 0.0))  # ascending
+        if spread[1] <= 1e-6 * spread[2]:
+            raise InputError(path, "degenerate input: all points lie on one line (a surface needs points spread in two directions)")
 
 
 # -- geometry helpers ----------------------------------------------------------------------------------------

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from fieldforge.data.captures.capture import Capture, CaptureOptions, FrameSpec, finalize
-from fieldforge.data.captures.nerfstudio import _num, read_json, resolve_image
+from fieldforge.data.captures.nerfstudio import _num, pose_matrix, read_json, resolve_image
 from fieldforge.data.errors import InputError
 from fieldforge.data.transforms import Similarity
 
@@ -35,9 +35,9 @@ def parse_blender(path: str | Path, options: CaptureOptions = CaptureOptions()) 
         present.append(name)
         meta = read_json(tf)
         fov_x = _num(meta, "camera_angle_x", tf, "top level")
-        if fov_x is None or not 0 < fov_x < np.pi:
-            raise InputError(tf, "camera_angle_x is missing or not in (0, π)")
         fov_y = _num(meta, "camera_angle_y", tf, "top level")
+        if fov_x is None or not 0 < fov_x < np.pi or (fov_y is not None and not 0 < fov_y < np.pi):
+            raise InputError(tf, "camera_angle_x (and camera_angle_y) must be given in (0, π)")
         fms = meta.get("frames")
         if not isinstance(fms, list):
             raise InputError(tf, "no 'frames' list")
@@ -47,8 +47,8 @@ def parse_blender(path: str | Path, options: CaptureOptions = CaptureOptions()) 
             key = f"{name}:{fm['file_path']}"
             frames.append(
                 FrameSpec(
-                    image_path=resolve_image(root, str(fm["file_path"]), (".png",)),
-                    camera_to_world=np.asarray(fm["transform_matrix"], dtype=np.float64),
+                    image_path=resolve_image(root, str(fm["file_path"]), (".png",), tf),
+                    camera_to_world=pose_matrix(fm["transform_matrix"], tf, key),
                     intrinsics=None,
                     fov_x=fov_x,
                     fov_y=fov_y,

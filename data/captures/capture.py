@@ -390,6 +390,27 @@ def check_uniform_intrinsics(kept: list[FrameSpec], per_frame: bool, where: Path
         raise InputError(where, f"images have mixed sizes ({listed}) but the intrinsics are global; give per-frame w, h and fl_x/fl_y, cx, cy")
 
 
+def check_distinct_images(frames: list[FrameSpec], where: Path) -> None:
+    """Two frames naming one image file would train one view twice with two poses."""
+    seen: dict[Path, str] = {}
+    for f in frames:
+        key = f.image_path.resolve()
+        if key in seen:
+            raise InputError(where, f"frames {seen[key]} and {f.name} name the same image file {f.image_path.name}")
+        seen[key] = f.name or str(f.image_path)
+
+
+def check_intrinsics(kept: list[FrameSpec], where: Path) -> None:
+    """Every kept frame has a positive size and finite intrinsics with positive focal lengths (a zero focal
+    length or a truncated camera file would make NaN rays)."""
+    for f in kept:
+        fx, fy, cx, cy = f.intrinsics  # type: ignore[misc]
+        if not (f.width and f.height and f.width > 0 and f.height > 0):
+            raise InputError(where, f"frame {f.name}: image size {f.width}×{f.height} is not positive")
+        if not all(math.isfinite(v) for v in (fx, fy, cx, cy)) or fx <= 0 or fy <= 0:
+            raise InputError(where, f"frame {f.name}: intrinsics (fx {fx:g}, fy {fy:g}, cx {cx:g}, cy {cy:g}) need finite values and positive focal lengths")
+
+
 def finalize(
     fmt: str,
     source: Path,
@@ -415,7 +436,9 @@ def finalize(
         f.camera_to_world = check_pose(f.camera_to_world, source, f.name or str(f.image_path))
     if not frames:
         raise InputError(source, "capture has zero frames")
+    check_distinct_images(frames, source)
     images, paths, kept, masks, factor, skipped, transfer = load_frames(frames, source, options, fmt)
+    check_intrinsics(kept, source)
     check_uniform_intrinsics(kept, per_frame_intrinsics, source)
     c2w_src = np.stack([f.camera_to_world for f in kept])
     nf_src = np.array([f.near_far for f in kept], dtype=np.float64) if all(f.near_far is not None for f in kept) else None

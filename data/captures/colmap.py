@@ -74,6 +74,8 @@ def parse_colmap(path: str | Path, options: CaptureOptions = CaptureOptions()) -
         if not np.isfinite(w2c).all():
             raise InputError(model_dir, f"image {img.name}: pose contains NaN or infinite values")
         c2w = np.linalg.inv(w2c) @ OPENCV_TO_OPENGL
+        if Path(img.name).is_absolute() or not (images_dir / img.name).resolve().is_relative_to(images_dir.resolve()):
+            raise InputError(model_dir, f"image {img.name!r}: names must be relative to the images folder")
         frames.append(FrameSpec(images_dir / img.name, c2w, intr, int(cam.width), int(cam.height), dist, name=img.name))
     if not frames:
         raise InputError(model_dir, "capture has zero frames (no registered images)")

@@ -46,8 +46,22 @@ def _num(meta: dict, key: str, path: Path, where: str) -> float | None:
     return v
 
 
-def resolve_image(base: Path, file_path: str, suffixes: tuple[str, ...] = ()) -> Path:
-    p = (base / file_path).resolve() if not Path(file_path).is_absolute() else Path(file_path)
+def pose_matrix(value: object, where: Path, name: str) -> np.ndarray:
+    """``transform_matrix`` as a float array (shape and values are checked by ``check_pose``)."""
+    try:
+        return np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise InputError(where, f"frame {name}: transform_matrix must be a 4×4 list of numbers, got {str(value)[:40]!r}") from None
+
+
+def resolve_image(base: Path, file_path: str, suffixes: tuple[str, ...] = (), where: Path | None = None) -> Path:
+    """An image path of a capture file: relative to ``base`` and inside it (absolute or ``../`` paths are
+    refused: a capture must not read files outside its folder)."""
+    if Path(file_path).is_absolute():
+        raise InputError(where or base, f"file path {file_path!r} is absolute; paths must be relative to the capture folder")
+    p = (base / file_path).resolve()
+    if not p.is_relative_to(base.resolve()):
+        raise InputError(where or base, f"file path {file_path!r} points outside the capture folder")
     if not p.is_file() and suffixes and p.suffix.lower() not in (".png", ".jpg", ".jpeg", ".exr", ".tif", ".tiff"):
         for s in suffixes:
             if p.with_name(p.name + s).is_file():
@@ -100,18 +114,20 @@ def parse_nerfstudio(path: str | Path, options: CaptureOptions = CaptureOptions(
             intr = (fx, fy, cx, cy)
         elif vals["camera_angle_x"] is None:
             raise InputError(tf, f"{where}: no focal length (fl_x/fl_y or camera_angle_x)")
+        elif not 0 < vals["camera_angle_x"] < np.pi or not 0 < (vals["camera_angle_y"] or 1.0) < np.pi:
+            raise InputError(tf, f"{where}: camera_angle_x/camera_angle_y must be in (0, π)")
         mask = fm.get("mask_path")
         frames.append(
             FrameSpec(
-                image_path=resolve_image(base, name, (".png", ".jpg")),
-                camera_to_world=np.asarray(fm["transform_matrix"], dtype=np.float64),
+                image_path=resolve_image(base, name, (".png", ".jpg"), tf),
+                camera_to_world=pose_matrix(fm["transform_matrix"], tf, f"{i} ({name})"),
                 intrinsics=intr,
                 width=None if w is None else int(round(w)),
                 height=None if h is None else int(round(h)),
                 distortion=dist,
                 fov_x=vals["camera_angle_x"],
                 fov_y=vals["camera_angle_y"],
-                mask_path=None if mask is None else resolve_image(base, str(mask)),
+                mask_path=None if mask is None else resolve_image(base, str(mask), where=tf),
                 name=name,
             )
         )
