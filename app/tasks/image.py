@@ -26,6 +26,7 @@ from fieldforge.fields.losses import per_sample_loss
 from fieldforge.fields.metrics import psnr, ssim
 from fieldforge.fields.networks import MLPConfig
 from fieldforge.fields.networks.cam import CAMConfig
+from fieldforge.fields.networks.kilonerf import TileBankConfig
 from fieldforge.fields.networks.pins import PINsConfig
 from fieldforge.fields.networks.rbf import RBFConfig
 from fieldforge.fields.networks.siren import SirenConfig
@@ -76,6 +77,10 @@ METHODS: dict[str, MethodPreset] = {
         FieldConfig(encoding=IdentityEncodingConfig(), network=SirenConfig()),
         "SIREN 3×256, ω₀=30, on coordinates in [-1,1], lr 1e-4 (Sitzmann et al.)",
         OptimizerConfig(lr=1e-4),
+    ),
+    "kilonerf": MethodPreset(
+        FieldConfig(encoding=FrequencyEncodingConfig(n_frequencies=10), network=TileBankConfig()),
+        "KiloNeRF tiles: 16×16 tiny MLPs (10-octave PE → 2×32 ReLU → RGB), each pixel evaluated by its tile's MLP",
     ),
 }
 
