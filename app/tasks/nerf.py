@@ -124,7 +124,7 @@ METHODS: dict[str, MethodPreset] = {
 def _more_presets() -> dict[str, MethodPreset]:
     """Presets of the progressive and grid-hybrid representations (imported lazily: other modules)."""
     from fieldforge.fields.encodings import CoarseToFineFrequencyConfig, HashGridEncodingConfig, SAPEConfig
-    from fieldforge.fields.networks import CAMConfig, PINsConfig, RBFConfig
+    from fieldforge.fields.networks import CAMConfig, PINsConfig, RBFConfig, TileBankConfig
 
     nerf = METHODS["nerf"]
     ff = METHODS["ff"]
@@ -156,6 +156,22 @@ def _more_presets() -> dict[str, MethodPreset]:
             replace(METHODS["ngp"].field, encoding=HashGridEncodingConfig(log2_table_size=17), network=RBFConfig()),
             "GNF: hash grid (16×2, 2^17 rows/level) + 64 Gaussian RBF kernels + linear read-out, SH-4 colour branch",
             _NGP_OPTIM,
+        ),
+        "kilonerf": MethodPreset(
+            FieldConfig(
+                encoding=FrequencyEncodingConfig(n_frequencies=10),
+                network=TileBankConfig(),
+                head="radiance",
+                radiance=RadianceHeadConfig(
+                    density_activation="softplus",
+                    geo_feat_dim=32,
+                    direction_encoding=FrequencyEncodingConfig(n_frequencies=4),
+                    color_network=TileBankConfig(n_hidden_layers=1),
+                ),
+            ),
+            "KiloNeRF (Reiser et al. 2021): 16 tiles along the box's longest axis, each a tiny MLP (10-octave PE → 2×32 ReLU → "
+            "density + 32-d feature; + 4-octave view PE → 32 → RGB); best distilled from a teacher (fieldforge distill)",
+            OptimizerConfig(lr=1e-3, final_lr_ratio=0.1),
         ),
     }
 

@@ -53,6 +53,7 @@ from fieldforge.fields.losses import implicit_surface_loss, occupancy_bce_per_sa
 from fieldforge.fields.meshing import MeshData, extract_mesh, vertex_normals
 from fieldforge.fields.networks import MLPConfig
 from fieldforge.fields.networks.cam import CAMConfig
+from fieldforge.fields.networks.kilonerf import TileBankConfig
 from fieldforge.fields.networks.pins import PINsConfig
 from fieldforge.fields.networks.rbf import RBFConfig
 from fieldforge.fields.networks.siren import SirenConfig
@@ -133,6 +134,11 @@ METHODS: dict[str, SDFMethodPreset] = {
             head="sdf",
         ),
         "GNF: hash grid (16×2, 2^16 rows, 16→1024) + 64 Gaussian RBF kernels + linear read-out (weight decay 1e-4), lr 1e-2",
+        OptimizerConfig(lr=1e-2),
+    ),
+    "kilonerf": SDFMethodPreset(
+        FieldConfig(encoding=FrequencyEncodingConfig(n_frequencies=6), network=TileBankConfig(longest_axis=8), head="sdf"),
+        "KiloNeRF tiles: 8 along the box's longest axis (512 tiny MLPs: 6-octave PE → 2×32 ReLU → SDF), each point evaluated by its tile's MLP, lr 1e-2",
         OptimizerConfig(lr=1e-2),
     ),
 }
