@@ -1,4 +1,11 @@
-"""Atomic file writes: write to a temp file in the same directory, fsync, then rename over the target."""
+"""Atomic file writes: write to a temp file in the same directory, fsync, then rename over the target.
+
+Temp files are named ``.<name>.<random>.tmp`` (``.<stem>.<random>.tmp<suffix>`` for writers that need the
+suffix): a process killed before the rename leaves one, which ``is_stale_temp`` recognizes. Renaming onto a
+symbolic link replaces the link; the write never follows it.
+"""
+
+import re
 
 import os
 import tempfile
@@ -43,7 +50,7 @@ def atomic_path(path: str | Path):
     def _ctx():
         target = Path(path)
         target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.stem}.", suffix=target.suffix)
+        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.stem}.", suffix=f".tmp{target.suffix}")
         os.close(fd)
         try:
             yield Path(tmp)
@@ -53,3 +60,11 @@ def atomic_path(path: str | Path):
             Path(tmp).unlink(missing_ok=True)
 
     return _ctx()
+
+
+_TEMP = re.compile(r"^\..+\.tmp(\.[A-Za-z0-9]+)?$")
+
+
+def is_stale_temp(path: Path) -> bool:
+    """A temp file of ``atomic_write_bytes`` / ``atomic_path`` (left behind only by a killed process)."""
+    return _TEMP.match(path.name) is not None and path.is_file() and not path.is_symlink()

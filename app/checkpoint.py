@@ -14,9 +14,28 @@ from fieldforge.app.runs import RunDir
 from fieldforge.data.errors import InputError
 
 
+class NonFiniteCheckpoint(ValueError):
+    """A checkpoint would hold NaN or infinite values: it is not written."""
+
+
+def non_finite(tree: Any, prefix: str = "") -> list[str]:
+    """Names of the floating-point tensors in a nested dict/list/tuple that hold NaN or ±inf."""
+    if isinstance(tree, torch.Tensor):
+        return [prefix or "tensor"] if tree.is_floating_point() and not bool(torch.isfinite(tree).all()) else []
+    if isinstance(tree, dict):
+        return [n for k, v in tree.items() for n in non_finite(v, f"{prefix}.{k}" if prefix else str(k))]
+    if isinstance(tree, (list, tuple)):
+        return [n for i, v in enumerate(tree) for n in non_finite(v, f"{prefix}[{i}]")]
+    return []
+
+
 def save_checkpoint(run: RunDir, step: int, model: torch.nn.Module, state: dict[str, Any], keep: int = 3) -> Path:
-    """Write ``step-NNNNNN.safetensors`` + ``step-NNNNNN.state.pt``; keep the newest ``keep`` checkpoints."""
+    """Write ``step-NNNNNN.safetensors`` + ``step-NNNNNN.state.pt``; keep the newest ``keep`` checkpoints.
+    ``NonFiniteCheckpoint`` (nothing written) if any weight or optimizer tensor is NaN or infinite."""
     weights = {k: v.detach().contiguous().cpu().clone() for k, v in model.state_dict().items()}
+    bad = non_finite(weights) + non_finite(state)
+    if bad:
+        raise NonFiniteCheckpoint(f"step {step}: non-finite values in {', '.join(bad[:3])}; checkpoint not written")
     path = run.checkpoint_dir / f"step-{step:06d}.safetensors"
     buf = io.BytesIO()
     torch.save(state, buf)
@@ -38,8 +57,15 @@ def load_weights(path: Path, model: torch.nn.Module, total_steps: int | None = N
             step = int((f.metadata() or {}).get("step", 0))
     except Exception as e:
         raise InputError(path, f"corrupt checkpoint ({type(e).__name__}: {e})") from None
+    bad = non_finite(weights)
+    if bad:
+        raise InputError(path, f"checkpoint holds NaN or infinite weights ({', '.join(bad[:3])}); use an earlier step (--step)")
     if total_steps:
         weights = with_progress(weights, model.state_dict(), step, total_steps)
+    expected = model.state_dict()
+    shapes = [f"{k} {tuple(v.shape)} vs {tuple(expected[k].shape)}" for k, v in weights.items() if k in expected and v.shape != expected[k].shape]
+    if shapes:
+        raise InputError(path, f"checkpoint does not match config.yaml (shapes: {'; '.join(shapes[:2])}); was the config edited?")
     missing, unexpected = model.load_state_dict(weights, strict=False)
     if missing or unexpected:
         raise InputError(path, f"checkpoint does not match the config (missing {missing[:3]}, unexpected {unexpected[:3]})")

@@ -150,6 +150,9 @@ def parse_train(task: TaskDefinition, argv: list[str], prog: str) -> Any:
     description = help_text(task, task.default_method(device))
     config = tyro.cli(task.config_type, default=replace(default, data=tyro.MISSING), args=argv, prog=prog, config=TYRO_CONF,
                       description=description)
+    from fieldforge.app.validation import validate_config
+
+    validate_config(config)  # every number range-checked, naming its option, before anything is read or written
     return config
 
 

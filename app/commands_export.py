@@ -3,6 +3,7 @@
 import tyro
 
 from fieldforge.app.cli_train import TYRO_CONF, require_option
+from fieldforge.app.validation import validate_config
 
 
 def export_image(argv: list[str], prog: str) -> int:
@@ -10,6 +11,7 @@ def export_image(argv: list[str], prog: str) -> int:
 
     require_option(argv, "--run", "a run directory")
     config = tyro.cli(ExportImageConfig, args=argv, prog=prog, config=TYRO_CONF)
+    validate_config(config)
     out, m = run_export(config)
     what = f"exported {m['width']}×{m['height']} from step {m['step']}" + (f", PSNR {m['psnr']:.2f} dB" if "psnr" in m else "")
     print(f"{what} → {out}")
@@ -22,6 +24,7 @@ def export_mesh(argv: list[str], prog: str) -> int:
 
     require_option(argv, "--run", "a run directory")
     config = tyro.cli(ExportMeshConfig, args=argv, prog=prog, config=TYRO_CONF)
+    validate_config(config)
     out, m = run_export(config)
     if config.format == "npz":
         what = f"exported the {config.resolution}³ {m['kind']} grid from step {m['step']}"
@@ -38,6 +41,7 @@ def export_render(argv: list[str], prog: str) -> int:
 
     require_option(argv, "--run", "a run directory")
     c = tyro.cli(ExportRenderConfig, args=argv, prog=prog, config=TYRO_CONF)
+    validate_config(c)
     out, m = run_export(c)
     parts = [f"rendered {m['views']} {c.split} views from step {m['step']}"]
     if "psnr" in m:
@@ -51,6 +55,7 @@ def export_video(argv: list[str], prog: str) -> int:
 
     require_option(argv, "--run", "a run directory")
     c = tyro.cli(ExportVideoConfig, args=argv, prog=prog, config=TYRO_CONF)
+    validate_config(c)
     out, m = run_export(c)
     print(f"rendered a {m['frames']}-frame {c.path} video ({m['width']}×{m['height']}, {m['fps']} fps) from step {m['step']} → {out}")
     return 0
@@ -77,6 +82,7 @@ def export_pointcloud(argv: list[str], prog: str) -> int:
     argv = with_frame_aliases(argv)
     require_option(argv, "--run", "a run directory")
     c = tyro.cli(ExportPointcloudConfig, args=argv, prog=prog, config=TYRO_CONF)
+    validate_config(c)
     out, m = run_export(c)
     print(f"exported {m['points']:,} points from step {m['step']} → {out}")
     return 0

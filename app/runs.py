@@ -1,13 +1,14 @@
 """Run directory layout: ``config.yaml``, ``checkpoints/``, ``metrics.jsonl``, ``renders/``, ``exports/``."""
 
 import json
+import os
 import re
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from fieldforge.app.atomic import atomic_write_text
+from fieldforge.app.atomic import atomic_write_text, is_stale_temp
 from fieldforge.app.config_io import dump_yaml, load_yaml
 from fieldforge.data.errors import InputError
 
@@ -24,7 +25,7 @@ class RunDir:
         base = name or f"{prefix}-{datetime.now().strftime('%Y%m%d-%H%M%S')}"
         path = Path(output_dir) / base
         i = 1
-        while path.exists() and any(path.iterdir()):
+        while path.is_symlink() or (path.exists() and (not path.is_dir() or any(path.iterdir()))):
             path = Path(output_dir) / f"{base}-{i}"
             i += 1
         path.mkdir(parents=True, exist_ok=True)
@@ -38,24 +39,42 @@ class RunDir:
             raise InputError(p, "not a FieldForge run directory (no config.yaml)")
         return RunDir(p)
 
+    def own(self, name: str) -> Path:
+        """``path / name``, refused if it is a symbolic link or resolves outside the run: writes never follow a
+        link out of the run directory (a shared run cannot redirect them)."""
+        p = self.path / name
+        if p.is_symlink() or (p.exists() and not p.resolve().is_relative_to(self.path.resolve())):
+            raise InputError(p, "is a symbolic link; a run directory's files and folders must be inside it")
+        return p
+
     @property
     def checkpoint_dir(self) -> Path:
-        return self.path / "checkpoints"
+        return self.own("checkpoints")
 
     @property
     def renders_dir(self) -> Path:
-        return self.path / "renders"
+        return self.own("renders")
 
     @property
     def exports_dir(self) -> Path:
-        return self.path / "exports"
+        return self.own("exports")
 
     @property
     def metrics_path(self) -> Path:
-        return self.path / "metrics.jsonl"
+        return self.own("metrics.jsonl")
 
     def write_config(self, config: Any) -> None:
-        atomic_write_text(self.path / "config.yaml", dump_yaml(config))
+        atomic_write_text(self.own("config.yaml"), dump_yaml(config))
+
+    def remove_stale_temp_files(self) -> list[Path]:
+        """Delete the temp files a killed process left between a write and its rename; returns them."""
+        stale = []
+        for folder in (self.path, self.checkpoint_dir, self.renders_dir, self.exports_dir):
+            if folder.is_dir():
+                stale += [p for p in folder.iterdir() if is_stale_temp(p)]
+        for p in stale:
+            p.unlink(missing_ok=True)
+        return stale
 
     def read_config(self) -> Any:
         try:
@@ -79,7 +98,8 @@ class RunDir:
         return ckpts[-1] if ckpts else None
 
     def append_metrics(self, record: dict) -> None:
-        with open(self.metrics_path, "a", encoding="utf-8") as f:
+        fd = os.open(self.metrics_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW, 0o666)
+        with os.fdopen(fd, "a", encoding="utf-8") as f:
             f.write(json.dumps(record) + "\n")
             f.flush()
 

@@ -19,6 +19,7 @@ from fieldforge.app.runs import RunDir
 from fieldforge.app.tasks import task_for_config
 from fieldforge.app.tasks.base import TaskContext
 from fieldforge.app.trainer import Callback, Trainer, resolve_device
+from fieldforge.app.validation import validate_config
 from fieldforge.data.errors import InputError
 
 console = Console(stderr=True)
@@ -37,13 +38,17 @@ def train(
 ) -> tuple[RunDir, dict[str, float]]:
     """Train a run of any task; writes the run directory (rank 0) and returns its final metrics."""
     task_def = task_for_config(config)
+    validate_config(config)  # options in range (the CLI checked them already; API callers too)
+    resuming = run is not None
+    if not resuming:
+        config = with_absolute_data(config)  # --resume from any working directory finds the input
     prepared = task_def.prepare(config)  # bad input fails here, before anything is written
     info = task_def.run_info(config, prepared)
     if run is None:
         if rank != 0:
             raise ValueError("ranks other than 0 train into the run directory rank 0 created: pass run=")
         run = RunDir.create(config.trainer.output_dir, config.trainer.name, prefix=f"{task_def.name}-{config.method}")
-    if rank == 0:
+    if rank == 0 and not resuming:
         run.write_config(config)
         atomic_write_text(run.path / task_def.info_file, json.dumps(info, indent=1))
     device = resolve_device(config.trainer.device)
@@ -60,6 +65,10 @@ def train(
         callbacks=[*standard_callbacks(config.trainer), *callbacks], rank=rank, world_size=world_size,
     )
     start = trainer.resume()
+    if rank == 0 and resuming:  # written only once the checkpoint loaded: a failed resume changes nothing
+        run.remove_stale_temp_files()
+        run.write_config(config)
+        atomic_write_text(run.path / task_def.info_file, json.dumps(info, indent=1))
     if start:
         console.print(f"resuming {run.path} from step {start}")
     console.print(task_def.describe(config, prepared, model, device))
@@ -67,6 +76,16 @@ def train(
     if rank == 0:
         task_def.finish(run, task, config, prepared, metrics)
     return run, metrics
+
+
+def with_absolute_data(config: Any) -> Any:
+    """``config.data`` made absolute when it names an existing relative path (config.yaml stores it)."""
+    from dataclasses import replace
+
+    data = getattr(config, "data", None)
+    if isinstance(data, Path) and not data.is_absolute() and data.exists():
+        return replace(config, data=data.absolute())
+    return config
 
 
 def resume(path: str | Path, overrides: ResumeOverrides = ResumeOverrides(), callbacks: Sequence[Callback] = ()) -> tuple[RunDir, dict[str, float]]:

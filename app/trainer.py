@@ -24,6 +24,7 @@ from typing import Any, Protocol, TypeVar
 import torch
 
 from fieldforge.app.checkpoint import load_state, load_weights, save_checkpoint
+from fieldforge.app.guard import NumericalGuard
 from fieldforge.app.config import OptimizerConfig, TrainerConfig
 from fieldforge.app.runs import RunDir
 from fieldforge.fields.wrapping import unwrap
@@ -154,6 +155,8 @@ class Trainer:
             torch.autocast("cuda", dtype=torch.bfloat16) if (device.type == "cuda" and config.mixed_precision) else nullcontext()
         )
         self.last_eval: dict[str, float] = {}
+        self.guard = NumericalGuard()
+        """Skips non-finite steps, rolls back to the last checkpoint with a lower lr, stops if that fails too."""
         self.lock = threading.RLock()
         self.track: Track = no_track
         """Set by the progress-bar callback; tasks use it to show progress of evaluations and renders."""
@@ -265,14 +268,19 @@ class Trainer:
                 result = self.task.train_step(ctx)
             self.optimizer.zero_grad(set_to_none=True)
             result.loss.backward()
+            loss_value = float(result.loss.detach())
+            if not self.guard.step_is_finite(loss_value, self.optimizer):  # skipped: weights and optimizer untouched
+                self.optimizer.zero_grad(set_to_none=True)
+                self.scheduler.step()
+                self.step += 1
+                self.guard.after_skip(self)
+                return result, loss_value
             self.optimizer.step()
             self.scheduler.step()
             self.step += 1
             psl = result.per_sample_loss.detach().float() if result.per_sample_loss is not None else None
             self.unwrap().update((ctx.stage_step + 1) / max(1, ctx.stage.steps), result.coords, psl)
-        loss_value = float(result.loss.detach())
-        if not math.isfinite(loss_value):
-            raise FloatingPointError(f"loss became {loss_value} at step {self.step}; lower --optim.lr")
+            self.guard.after_step(self)  # weights the step made non-finite: back to the last good checkpoint
         return result, loss_value
 
     def train(self) -> dict[str, float]:
