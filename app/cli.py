@@ -45,7 +45,7 @@ COMMANDS: dict[tuple[str, ...], Command] = {
 def _usage() -> str:
     from fieldforge.app.tasks import TASKS
 
-    lines = ["usage: fieldforge <command> [options]   (fieldforge <command> --help for its options)", "", "commands:"]
+    lines = ["usage: fieldforge <command> [options]   (fieldforge <command> --help for its options; --debug: tracebacks)", "", "commands:"]
     lines += [f"  {'train ' + name:<18} {entry.summary}" for name, entry in TASKS.items()]
     for name, cmd in COMMANDS.items():
         lines.append(f"  {' '.join(name):<18} {cmd.summary}")
@@ -73,6 +73,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     from fieldforge.data.errors import InputError
 
     argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv  # show the traceback of an input error (and let other errors propagate as they are)
+    argv = [a for a in argv if a != "--debug"]
     if not argv or argv[0] in ("-h", "--help"):
         print(_usage())
         return 0
@@ -99,7 +101,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return fn(rest, "fieldforge " + " ".join(name)) or 0
     except InputError as e:
+        if debug:
+            import traceback
+
+            traceback.print_exc()
         print(f"fieldforge: error: {e}", file=sys.stderr)
+        return 2
+    except (MemoryError, RuntimeError) as e:  # torch's allocators raise RuntimeError (CPU) / OutOfMemoryError (CUDA)
+        if debug or not (isinstance(e, MemoryError) or "out of memory" in str(e) or "can't allocate memory" in str(e)):
+            raise
+        print("fieldforge: error: out of memory; use a smaller --downscale / --batch-size / --scale (--debug shows where)", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("fieldforge: interrupted; the newest checkpoint is kept (continue with --resume RUN_DIR)", file=sys.stderr)

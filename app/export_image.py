@@ -15,6 +15,7 @@ from fieldforge.app.runs import RunDir
 from fieldforge.data.errors import InputError
 from fieldforge.data.formats import encode_png
 from fieldforge.data.images import decode, encode_image
+from fieldforge.data.memory import require_memory
 from fieldforge.data.samplers import pixel_coords
 from fieldforge.fields.capabilities import HasLevels, HasProgressMap
 from fieldforge.fields.field import Field
@@ -49,6 +50,8 @@ def export_image(config: ExportImageConfig) -> tuple[Path, dict[str, float]]:
     loaded = load_run(config.run, config.step, kinds=("image",))
     run, train_config, field, info, step = loaded.run, loaded.config, loaded.model, loaded.info, loaded.step
     h, w = max(1, round(info["height"] * config.scale)), max(1, round(info["width"] * config.scale))
+    # coordinates (2 floats), values, clamped, linear copies (c floats each) and the encoded file per pixel
+    require_memory(h * w * (2 * 4 + 3 * 4 * int(info["channels"]) + 8), f"exporting a {w}×{h} image", "use a smaller --scale")
     coords = pixel_coords(info["height"], info["width"], config.scale)
     if config.sape_map:
         return _export_progress_map(config, run, field, coords, h, w, step)
@@ -56,6 +59,8 @@ def export_image(config: ExportImageConfig) -> tuple[Path, dict[str, float]]:
         _truncate(field, config.level, run)
     with torch.no_grad():
         values = torch.cat([field(coords[i : i + config.chunk]).values for i in range(0, coords.shape[0], config.chunk)])
+    if not bool(torch.isfinite(values).all()):
+        raise InputError(run.path, f"the field at step {step} renders NaN or infinite values; nothing written (try an earlier --step)")
     stored = values.reshape(h, w, info["channels"]).clamp(0, 1)
     metrics: dict[str, float] = {"step": step, "height": h, "width": w}
     if config.scale == 1.0:
