@@ -199,10 +199,12 @@ def pop_viewer(argv: list[str]) -> tuple[list[str], Any]:
 
 
 def train_command(task_name: str, argv: list[str], prog: str) -> int:
+    from fieldforge.app.capture_process import process_argv
     from fieldforge.app.train import ResumeOverrides, resume, train
 
     task = get_task(task_name)
     argv, viewer = pop_viewer(argv)
+    argv = process_argv(argv)  # --process True: photos or a video are posed first (capture process)
     callbacks = [viewer] if viewer is not None else []
     if peek_option(argv, "--resume") is not None:
         options = parse_resume(argv, prog)

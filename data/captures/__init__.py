@@ -7,6 +7,7 @@ from fieldforge.data.captures.capture import Cameras, Capture, CaptureOptions, C
 from fieldforge.data.captures.colmap import parse_colmap
 from fieldforge.data.captures.llff import parse_llff
 from fieldforge.data.captures.nerfstudio import parse_nerfstudio
+from fieldforge.data.captures.unposed import is_unposed, is_video, process_hint
 from fieldforge.data.errors import InputError
 
 FORMATS = ("nerfstudio", "blender", "llff", "colmap")
@@ -26,6 +27,8 @@ def detect_format(path: str | Path) -> str:
             return "llff"
         if p.suffix == ".json":
             return "nerfstudio"
+        if is_video(p):
+            raise InputError(p, process_hint(p))
         raise InputError(p, "not a capture: expected a directory, transforms.json, transforms_train.json or poses_bounds.npy")
     if (p / "transforms.json").is_file():
         return "nerfstudio"
@@ -35,6 +38,8 @@ def detect_format(path: str | Path) -> str:
         return "llff"
     if any((c / "cameras.bin").is_file() or (c / "cameras.txt").is_file() for c in (p, p / "sparse" / "0", p / "sparse")):
         return "colmap"
+    if is_unposed(p):
+        raise InputError(p, process_hint(p))
     raise InputError(
         p,
         "no capture found (missing transforms file): expected transforms.json (nerfstudio), transforms_train.json "
