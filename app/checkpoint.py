@@ -74,8 +74,13 @@ def load_weights(path: Path, model: torch.nn.Module, total_steps: int | None = N
 def load_state(path: Path) -> dict[str, Any]:
     """The trainer state beside a checkpoint. ``weights_only``: tensors and plain containers only, so a run
     directory from someone else cannot run code when resumed."""
+    import pickle
+
     try:
         return torch.load(path.with_suffix(".state.pt"), map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError:
+        raise InputError(path.with_suffix(".state.pt"), "corrupt checkpoint state: it holds pickled objects or code, which are "
+                         "never loaded (only tensors and plain containers are)") from None
     except Exception as e:
         raise InputError(path.with_suffix(".state.pt"), f"corrupt checkpoint state ({type(e).__name__}: {e})") from None
 

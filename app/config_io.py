@@ -27,6 +27,11 @@ OLD_PREFIXES = ("app.", "fields.", "data.")
 """Other old tags only gain the package prefix (``fields.field:FieldConfig`` → ``fieldforge.fields.field:FieldConfig``)."""
 
 
+CONFIG_SUFFIXES = ("Config", "Options")
+"""Config dataclasses are named ``*Config`` / ``*Options``: together with the package prefix, the allow-list
+of what a tag may build (no other class of the package, nothing outside it)."""
+
+
 class UnknownTagError(ValueError):
     """A config tag that does not name a FieldForge config dataclass."""
 
@@ -39,6 +44,8 @@ def resolve_tag(tag: str) -> type:
     module, _, qualname = tag.partition(":")
     if not module.startswith(PACKAGE + ".") or not qualname or not all(p.isidentifier() for p in module.split(".") + qualname.split(".")):
         raise UnknownTagError(f"type tag {tag!r} does not name a FieldForge config")
+    if not qualname.endswith(CONFIG_SUFFIXES):  # checked before anything is imported
+        raise UnknownTagError(f"type tag {tag!r} does not name a FieldForge config class (*Config / *Options)")
     try:
         obj: Any = importlib.import_module(module)
         for part in qualname.split("."):

@@ -1,5 +1,6 @@
 """Run directory layout: ``config.yaml``, ``checkpoints/``, ``metrics.jsonl``, ``renders/``, ``exports/``."""
 
+import dataclasses
 import json
 import os
 import re
@@ -77,10 +78,21 @@ class RunDir:
         return stale
 
     def read_config(self) -> Any:
+        """The run's config (known config dataclasses only), its numbers range-checked like the CLI's options."""
+        from fieldforge.app.validation import validate_config
+
+        path = self.own("config.yaml")
         try:
-            return load_yaml((self.path / "config.yaml").read_text())
+            config = load_yaml(path.read_text())
         except Exception as e:
-            raise InputError(self.path / "config.yaml", f"unreadable run config ({type(e).__name__}: {e})") from None
+            raise InputError(path, f"unreadable run config ({type(e).__name__}: {e})") from None
+        if not dataclasses.is_dataclass(config):
+            raise InputError(path, "not a FieldForge run config (no _type tag at the top level)")
+        try:
+            validate_config(config, paths=False)
+        except InputError as e:
+            raise InputError(path, f"invalid value: {e.problem}") from None
+        return config
 
     def checkpoints(self) -> list[tuple[int, Path]]:
         """Complete checkpoints (weights and state both present), sorted by step."""

@@ -114,15 +114,16 @@ def _omits_prefix(cls: type, name: str) -> bool:
     return typing.get_origin(hint) is typing.Annotated and tyro.conf.OmitArgPrefixes in typing.get_args(hint)[1:]
 
 
-def validate_config(config: Any, prefix: tuple[str, ...] = ()) -> None:
-    """``InputError`` naming the option for the first value out of range in ``config`` (a config dataclass)."""
+def validate_config(config: Any, prefix: tuple[str, ...] = (), paths: bool = True) -> None:
+    """``InputError`` naming the option for the first value out of range in ``config`` (a config dataclass);
+    ``paths``: also check output paths (not when reading a saved run)."""
     cls = type(config)
     for f in dataclasses.fields(config):
         value = getattr(config, f.name)
         path = prefix + (f.name,)
         if dataclasses.is_dataclass(value) and not isinstance(value, type):
-            validate_config(value, prefix if _omits_prefix(cls, f.name) else path)
-        elif isinstance(value, Path):
+            validate_config(value, prefix if _omits_prefix(cls, f.name) else path, paths)
+        elif isinstance(value, Path) and paths:
             check_path(cls.__name__, f.name, value, path)
         elif isinstance(value, tuple):
             for v in value:

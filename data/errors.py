@@ -8,6 +8,7 @@ class InputError(ValueError):
 
     def __init__(self, path: str | Path | None, problem: str) -> None:
         self.path = None if path is None else Path(path)
+        problem = " ".join(problem.split()) if "\n" in problem else problem  # one line, whatever a library said
         self.problem = problem
         super().__init__(f"{path}: {problem}" if path is not None else problem)
 

@@ -51,6 +51,8 @@ def parse_llff(path: str | Path, options: CaptureOptions = CaptureOptions()) -> 
     if (bounds <= 0).any():
         raise InputError(pb, "depth bounds must be positive")
     hwf = poses[:, :, 4]
+    if (hwf <= 0).any():
+        raise InputError(pb, "image heights, widths and focal lengths (the 5th column of each pose) must be positive")
     # columns (down, right, back) → (right, up, back) = OpenGL
     rot = np.concatenate([poses[:, :, 1:2], -poses[:, :, 0:1], poses[:, :, 2:3]], axis=2)
     c2w = np.tile(np.eye(4), (arr.shape[0], 1, 1))

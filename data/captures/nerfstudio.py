@@ -10,6 +10,7 @@ Frames whose image file is missing are skipped with a warning.
 """
 
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -59,8 +60,9 @@ def resolve_image(base: Path, file_path: str, suffixes: tuple[str, ...] = (), wh
     refused: a capture must not read files outside its folder)."""
     if Path(file_path).is_absolute():
         raise InputError(where or base, f"file path {file_path!r} is absolute; paths must be relative to the capture folder")
-    p = (base / file_path).resolve()
-    if not p.is_relative_to(base.resolve()):
+    # lexically (``..`` removed, symlinks kept): a link the user placed in the folder is theirs to follow
+    p = Path(os.path.normpath(base.absolute() / file_path))
+    if not p.is_relative_to(Path(os.path.normpath(base.absolute()))):
         raise InputError(where or base, f"file path {file_path!r} points outside the capture folder")
     if not p.is_file() and suffixes and p.suffix.lower() not in (".png", ".jpg", ".jpeg", ".exr", ".tif", ".tiff"):
         for s in suffixes:
@@ -140,7 +142,8 @@ def parse_nerfstudio(path: str | Path, options: CaptureOptions = CaptureOptions(
     points = colors = None
     if meta.get("ply_file_path"):
         points, colors = read_ply_points(base / str(meta["ply_file_path"]))
-    aabb_scale = _num(meta, "aabb_scale", tf, "top level") or 1.0
+    aabb_scale = _num(meta, "aabb_scale", tf, "top level")
+    aabb_scale = 1.0 if aabb_scale is None else aabb_scale
     if aabb_scale <= 0:
         raise InputError(tf, f"aabb_scale must be positive, got {aabb_scale}")
     box: np.ndarray | None = None  # none given: the box (or contraction) comes from the cameras and points
