@@ -94,7 +94,7 @@ def help_text(task: TaskDefinition, default_method: str) -> str:
         f"--encoding {{{','.join(encodings)}}} and --network {{{','.join(networks)}}} swap that component of the "
         "method for the named type with its defaults (--help after them lists its options).\n"
         f"--resume RUN continues a run with its saved config (only {', '.join(RESUME_OPTIONS[1:])} may be given with it).\n"
-        + VIEWER_HELP
+        + VIEWER_HELP + "\n" + PARALLEL_HELP
     )
 
 
@@ -156,6 +156,11 @@ def parse_train(task: TaskDefinition, argv: list[str], prog: str) -> Any:
     return config
 
 
+PARALLEL_HELP = (
+    "Data-parallel: torchrun --nproc_per_node N $(which fieldforge) train ... trains one model on N processes (one GPU "
+    "each, or CPU with gloo); --batch-size is per process (each step uses N × batch samples); rank 0 writes the run."
+)
+
 VIEWER_HELP = (
     "--viewer serves the interactive viewer while training (--viewer-host, default 127.0.0.1; --viewer-port, default 8080; "
     "--viewer-share, the fraction of wall time training keeps while the browser renders, default 0.8)."
@@ -202,15 +207,25 @@ def train_command(task_name: str, argv: list[str], prog: str) -> int:
     from fieldforge.app.capture_process import process_argv
     from fieldforge.app.train import ResumeOverrides, resume, train
 
+    from fieldforge.app.distributed import LaunchEnv, launched
+    from fieldforge.app.runs import RunDir
+    from fieldforge.app.trainer import resolve_device
+
     task = get_task(task_name)
+    env = LaunchEnv.from_environ()  # started by torchrun: one rank of a data-parallel run
+    main_rank = env is None or env.rank == 0
     argv, viewer = pop_viewer(argv)
     argv = process_argv(argv)  # --process True: photos or a video are posed first (capture process)
-    callbacks = [viewer] if viewer is not None else []
+    callbacks = [viewer] if viewer is not None and main_rank else []  # the viewer runs beside rank 0
     if peek_option(argv, "--resume") is not None:
         options = parse_resume(argv, prog)
-        run, metrics = resume(options.resume, ResumeOverrides(options.steps, options.progress), callbacks=callbacks)
+        device = resolve_device(RunDir.open(options.resume).read_config().trainer.device)
+        with launched(device) as (rank, world_size):
+            run, metrics = resume(options.resume, ResumeOverrides(options.steps, options.progress), callbacks, rank, world_size)
     else:
-        run, metrics = train(parse_train(task, argv, prog), callbacks=callbacks)
-    config = run.read_config()
-    print(task.summary_line(config, metrics, run.path))
+        config = parse_train(task, argv, prog)
+        with launched(resolve_device(config.trainer.device)) as (rank, world_size):
+            run, metrics = train(config, callbacks=callbacks, rank=rank, world_size=world_size)
+    if rank == 0:
+        print(task.summary_line(run.read_config(), metrics, run.path))
     return 0

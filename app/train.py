@@ -15,6 +15,7 @@ from rich.console import Console
 
 from fieldforge.app.atomic import atomic_write_text
 from fieldforge.app.callbacks import standard_callbacks
+from fieldforge.app.distributed import DataParallel, on_main
 from fieldforge.app.runs import RunDir
 from fieldforge.app.tasks import task_for_config
 from fieldforge.app.tasks.base import TaskContext
@@ -36,8 +37,12 @@ class ResumeOverrides:
 def train(
     config: Any, run: RunDir | None = None, callbacks: Sequence[Callback] = (), rank: int = 0, world_size: int = 1,
 ) -> tuple[RunDir, dict[str, float]]:
-    """Train a run of any task; writes the run directory (rank 0) and returns its final metrics."""
+    """Train a run of any task; writes the run directory (rank 0) and returns its final metrics.
+
+    ``world_size > 1``: this process is one rank of a data-parallel run over an initialized ``torch.distributed``
+    process group (``fieldforge.app.distributed``); rank 0 creates the run directory and every rank trains into it."""
     task_def = task_for_config(config)
+    parallel = DataParallel(rank, world_size) if world_size > 1 else None
     validate_config(config)  # options in range (the CLI checked them already; API callers too)
     resuming = run is not None
     if not resuming:
@@ -45,33 +50,46 @@ def train(
     prepared = task_def.prepare(config)  # bad input fails here, before anything is written
     info = task_def.run_info(config, prepared)
     if run is None:
-        if rank != 0:
+        if rank != 0 and parallel is None:
             raise ValueError("ranks other than 0 train into the run directory rank 0 created: pass run=")
-        run = RunDir.create(config.trainer.output_dir, config.trainer.name, prefix=f"{task_def.name}-{config.method}")
+        output_dir, name, prefix = config.trainer.output_dir, config.trainer.name, f"{task_def.name}-{config.method}"
+        run = on_main(parallel, lambda: RunDir.create(output_dir, name, prefix=prefix))  # one directory, named by rank 0
     if rank == 0 and not resuming:
         run.write_config(config)
         atomic_write_text(run.path / task_def.info_file, json.dumps(info, indent=1))
     device = resolve_device(config.trainer.device)
-    if getattr(config, "fresh", False) and not (run.path / "fresh.json").is_file():
+    if parallel is not None:
+        device = parallel.device(device)
+    if getattr(config, "fresh", False):
         from fieldforge.app.fresh import apply_fresh
 
-        config = apply_fresh(task_def, config, prepared, info, run, device)
+        def fresh_config(config=config, run=run):  # FreSh runs on rank 0; the others take its pick
+            return config if (run.path / "fresh.json").is_file() else apply_fresh(task_def, config, prepared, info, run, device)
+
+        config = on_main(parallel, fresh_config)
     torch.manual_seed(config.trainer.seed)
     model = task_def.build_model(config, info).to(device)
     ctx = TaskContext(device, rank, world_size)
     task = task_def.build_task(config, model, prepared, ctx)
     trainer = Trainer(
         config.trainer, config.optim, task, run, device, stages=task_def.stages(config),
-        callbacks=[*standard_callbacks(config.trainer), *callbacks], rank=rank, world_size=world_size,
+        callbacks=[*standard_callbacks(config.trainer), *callbacks], rank=rank, world_size=world_size, parallel=parallel,
     )
     start = trainer.resume()
     if rank == 0 and resuming:  # written only once the checkpoint loaded: a failed resume changes nothing
         run.remove_stale_temp_files()
         run.write_config(config)
         atomic_write_text(run.path / task_def.info_file, json.dumps(info, indent=1))
-    if start:
+    if parallel is not None:  # every rank starts from rank 0's weights; update hooks sync over the ranks
+        parallel.broadcast_module(model)
+        parallel.attach(model)
+        if rank == 0:
+            run.append_metrics(parallel.launch_record(start, config.trainer.batch_size))
+    if start and rank == 0:
         console.print(f"resuming {run.path} from step {start}")
-    console.print(task_def.describe(config, prepared, model, device))
+    if rank == 0:
+        console.print(task_def.describe(config, prepared, model, device)
+                      + (f"; {world_size} processes × {config.trainer.batch_size} samples per step" if parallel else ""))
     metrics = trainer.train()
     if rank == 0:
         task_def.finish(run, task, config, prepared, metrics)
@@ -88,8 +106,11 @@ def with_absolute_data(config: Any) -> Any:
     return config
 
 
-def resume(path: str | Path, overrides: ResumeOverrides = ResumeOverrides(), callbacks: Sequence[Callback] = ()) -> tuple[RunDir, dict[str, float]]:
-    """Continue a run from its newest checkpoint with its saved config (``steps`` extends it)."""
+def resume(
+    path: str | Path, overrides: ResumeOverrides = ResumeOverrides(), callbacks: Sequence[Callback] = (), rank: int = 0, world_size: int = 1,
+) -> tuple[RunDir, dict[str, float]]:
+    """Continue a run from its newest checkpoint with its saved config (``steps`` extends it); every rank of a
+    data-parallel run loads the same checkpoint."""
     from dataclasses import replace
 
     run = RunDir.open(path)
@@ -101,4 +122,4 @@ def resume(path: str | Path, overrides: ResumeOverrides = ResumeOverrides(), cal
         config = task_def.with_steps(config, overrides.steps)
     if overrides.progress is not None:
         config = replace(config, trainer=replace(config.trainer, progress=overrides.progress))
-    return train(config, run, callbacks)
+    return train(config, run, callbacks, rank=rank, world_size=world_size)

@@ -138,11 +138,15 @@ class Trainer:
     def __init__(
         self, config: TrainerConfig, optim: OptimizerConfig, task: Task, run: RunDir, device: torch.device,
         stages: Sequence[Stage] | None = None, callbacks: Sequence[Callback] = (), rank: int = 0, world_size: int = 1,
+        parallel: Any = None,
     ) -> None:
         self.config, self.optim_config, self.task, self.run, self.device = config, optim, task, run, device
         self.stages = list(stages) if stages else [Stage("train", config.steps)]
         self.callbacks = list(callbacks)
         self.rank, self.world_size = rank, world_size
+        self.parallel = parallel
+        """A ``fieldforge.app.distributed.DataParallel`` when ranks train together: gradients are averaged over
+        them, rank 0 evaluates while the others wait, checkpoints hold every rank's sampler state."""
         self.step = 0
         self.stage_index = 0
         self.stage_start = 0
@@ -216,9 +220,11 @@ class Trainer:
         }
 
     def save(self) -> None:
-        """Write a checkpoint of the current step (rank 0 only)."""
+        """Write a checkpoint of the current step (rank 0 only; every rank calls it when training data-parallel)."""
+        ranks = self.parallel.all_gather_object(self.task.state_dict()) if self.parallel is not None else None
         if self.is_main:
-            save_checkpoint(self.run, self.step, self.unwrap(), self.state(), keep=self.config.keep_checkpoints)
+            state = self.state() if ranks is None else {**self.state(), "task_ranks": ranks}
+            save_checkpoint(self.run, self.step, self.unwrap(), state, keep=self.config.keep_checkpoints)
 
     def resume(self) -> int:
         """Restore the newest checkpoint of the run; returns its step (0 if there is none)."""
@@ -232,7 +238,11 @@ class Trainer:
         self.scheduler.load_state_dict(state["scheduler"])
         # The schedule's lambdas depend on the configured stages, which a resume may extend.
         self.scheduler.lr_lambdas = [self._lr_lambda(g["name"]) for g in self.optimizer.param_groups]
-        self.task.load_state_dict(state["task"])
+        from fieldforge.app.distributed import rank_task_state
+
+        task_state = rank_task_state(state, self.rank)  # each rank's own samplers when the checkpoint has them
+        if task_state is not None:
+            self.task.load_state_dict(task_state)
         torch.set_rng_state(state["torch_rng"])
         if state["cuda_rng"] and torch.cuda.is_available():
             torch.cuda.set_rng_state_all(state["cuda_rng"])
@@ -246,6 +256,10 @@ class Trainer:
 
     # -- loop --------------------------------------------------------------------------------------
     def evaluate(self, final: bool = False) -> dict[str, float]:
+        if self.parallel is not None and not self.is_main:  # rank 0 evaluates; the others wait for it (periodic)
+            if not final:
+                self.parallel.barrier()
+            return {}
         model = self.task.model
         was_training = model.training
         model.eval()
@@ -255,6 +269,8 @@ class Trainer:
         self.last_eval = metrics
         for cb in self.callbacks:
             cb.on_evaluation(self, metrics, final)
+        if self.parallel is not None and not final:
+            self.parallel.barrier()
         return metrics
 
     def _context(self) -> StepContext:
@@ -268,6 +284,8 @@ class Trainer:
                 result = self.task.train_step(ctx)
             self.optimizer.zero_grad(set_to_none=True)
             result.loss.backward()
+            if self.parallel is not None:  # every rank steps with the ranks' mean gradient (and logs the mean loss)
+                result.loss = self.parallel.average_gradients([p for g in self.optimizer.param_groups for p in g["params"]], result.loss)
             loss_value = float(result.loss.detach())
             if not self.guard.step_is_finite(loss_value, self.optimizer):  # skipped: weights and optimizer untouched
                 self.optimizer.zero_grad(set_to_none=True)

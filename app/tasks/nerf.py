@@ -212,7 +212,7 @@ class NerfTask:
 
     def train_step(self, ctx: StepContext) -> StepResult:
         if ctx.step % self.render.grid_update_every == 0:
-            self.model.update_grid(ctx.step, self.seed)
+            self.model.update_grid(ctx.step, self.config.trainer.seed)  # one seed on every rank: the ranks share the grid
         frames, pix, colors = self.bank.sample(self.n_rays, self.generator)
         colors = colors.to(self.device)
         o, d = self.rays(frames, pix)

@@ -26,7 +26,7 @@ longer schedule's progress crosses its next multiple.
 import itertools
 import math
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -69,6 +69,11 @@ def fill_unvisited(values: Tensor, known: Tensor, k: int) -> tuple[Tensor, Tenso
 
 class SAPEEncoding(FourierFeatureEncoding):
     """Fourier features with a per-cell progressive mask driven by the local training loss."""
+
+    sync: Any = None
+    """Set by data-parallel training: an object with ``sum_(tensor)`` (in-place sum over the processes). The loss
+    splats are then each process's partial sums (``partial_sums``), summed over the processes before a block
+    period closes, so every process freezes and unmasks the same cells."""
 
     def __init__(self, in_dim: int, config: "SAPEConfig") -> None:
         super().__init__(in_dim, config)
@@ -183,7 +188,16 @@ class SAPEEncoding(FourierFeatureEncoding):
             self.weight_sum.view(-1).index_add_(0, idx.reshape(-1), w.reshape(-1))
         crossed = self.periods(progress) - self.periods(previous)  # ≤ 0 after a resume onto a longer schedule
         if crossed > 0:
+            if self.sync is not None:
+                sums = self.sync.sum_(torch.stack(self.partial_sums))
+                self.loss_sum.copy_(sums[0])
+                self.weight_sum.copy_(sums[1])
             self.advance(crossed)
+
+    @property
+    def partial_sums(self) -> tuple[Tensor, Tensor]:
+        """The loss splats of the current block period ``(loss_sum, weight_sum)``: per process under data parallelism."""
+        return self.loss_sum, self.weight_sum
 
     @torch.no_grad()
     def advance(self, blocks: int = 1) -> None:

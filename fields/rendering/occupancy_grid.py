@@ -11,6 +11,7 @@ All state is in fixed-shape buffers (checkpointable); randomness comes from a ge
 """
 
 from collections.abc import Callable
+from typing import Any
 
 import torch
 from jaxtyping import Bool, Float
@@ -18,6 +19,11 @@ from torch import Tensor, nn
 
 
 class OccupancyGrid(nn.Module):
+    sync: Any = None
+    """Set by data-parallel training: an object with ``rank``, ``world_size`` and ``sum_(tensor)`` (in-place sum over
+    the processes). Each process then evaluates its share of the update's cells and the densities are summed, so
+    every process's grid is identical (and the update costs each process ``1/world_size`` of the work)."""
+
     def __init__(self, aabb: Float[Tensor, "2 3"], resolution: int = 128) -> None:
         super().__init__()
         if resolution < 1:
@@ -85,7 +91,7 @@ class OccupancyGrid(nn.Module):
         jitter = torch.rand(indices.shape[0], 3, generator=gen)
         indices, jitter = indices.to(device), jitter.to(device)
         points = self.cell_points(indices, jitter)
-        sig = torch.cat([sigma_fn(points[i : i + chunk]).float().reshape(-1) for i in range(0, points.shape[0], chunk)])
+        sig = self._densities(sigma_fn, points, chunk)
         occ = sig * step_size
         updated = self.occs.clone()
         # duplicates (a cell drawn twice) resolve to their maximum, independent of order
@@ -95,6 +101,22 @@ class OccupancyGrid(nn.Module):
         seen = self.occs >= 0
         thre = min(float(self.occs[seen].mean()), threshold) if bool(seen.any()) else threshold
         self.binary.copy_(((self.occs > thre) | ~seen).reshape(self.binary.shape))
+
+    def _densities(self, sigma_fn: Callable[[Tensor], Tensor], points: Tensor, chunk: int) -> Tensor:
+        """``sigma_fn`` at every point ``(n,)``, in chunks; with ``sync``, this process's share summed over the processes."""
+
+        def evaluate(p: Tensor) -> Tensor:
+            parts = [sigma_fn(p[i : i + chunk]).float().reshape(-1) for i in range(0, p.shape[0], chunk)]
+            return torch.cat(parts) if parts else p.new_zeros(0)
+
+        sync = self.sync
+        if sync is None or sync.world_size == 1:
+            return evaluate(points)
+        n = points.shape[0]
+        lo, hi = n * sync.rank // sync.world_size, n * (sync.rank + 1) // sync.world_size
+        sig = torch.zeros(n, device=points.device)
+        sig[lo:hi] = evaluate(points[lo:hi])
+        return sync.sum_(sig)  # x + 0 is exact: every process gets the same densities
 
     def occupancy_fraction(self) -> float:
         return float(self.binary.float().mean())
