@@ -80,7 +80,8 @@ METHODS: dict[str, MethodPreset] = {
     ),
     "kilonerf": MethodPreset(
         FieldConfig(encoding=FrequencyEncodingConfig(n_frequencies=10), network=TileBankConfig()),
-        "KiloNeRF tiles: 16×16 tiny MLPs (10-octave PE → 2×32 ReLU → RGB), each pixel evaluated by its tile's MLP",
+        "KiloNeRF tiles: 16×16 tiny MLPs (10-octave PE → 2×32 ReLU → RGB), each pixel evaluated by its tile's MLP, lr 5e-3",
+        OptimizerConfig(lr=5e-3),
     ),
 }
 
