@@ -36,7 +36,7 @@ SEQUENTIAL_OVERLAP = 10
 @dataclass(frozen=True)
 class ProcessOptions:
     """Compute camera poses for a folder of photos or a video with pycolmap (feature extraction, matching,
-    incremental mapping; CPU) and write a nerfstudio capture that ``fieldforge train nerf --data`` reads."""
+    incremental mapping; CPU) and write a nerfstudio capture that fieldforge train nerf --data reads as is."""
 
     input: Path
     """A folder of photos (.jpg/.png/.tif/…, all the same size) or a video (.mp4/.mov/.avi/.mkv/.webm)."""
@@ -45,7 +45,8 @@ class ProcessOptions:
     max_frames: int = 200
     """Video: frames to extract (evenly spaced, the sharpest of each stretch). Photos: all are used."""
     matcher: Literal["auto", "exhaustive", "sequential"] = "auto"
-    """Which image pairs to match: 'auto' = sequential for a video, exhaustive for photos."""
+    """Which image pairs to match: 'auto' = sequential for a video, exhaustive for photos (every pair: the time
+    grows with the square of the count; for hundreds of photos taken in order, sequential is much faster)."""
     camera_model: Literal["SIMPLE_RADIAL", "OPENCV", "RADIAL", "PINHOLE", "SIMPLE_PINHOLE"] = "SIMPLE_RADIAL"
     """COLMAP camera model shared by all images: SIMPLE_RADIAL (one focal length, one radial term) suits most
     photos; OPENCV for wide-angle or phone lenses; PINHOLE for undistorted images."""
@@ -56,7 +57,7 @@ class ProcessOptions:
     overwrite: bool = False
     """Replace an existing, non-empty output folder."""
     seed: int = 0
-    """Random seed of the mapper (same input and seed → same poses)."""
+    """Random seed of the mapper (multithreaded matching and bundle adjustment may still differ slightly between runs)."""
     progress: bool = True
     """Show progress bars."""
 

@@ -29,8 +29,9 @@ def video_frame_count(video: Path) -> int:
 
     try:
         n, _ = imageio_ffmpeg.count_frames_and_secs(str(video))
-    except (RuntimeError, OSError, ValueError) as e:  # ffmpeg's own message, first line
-        raise InputError(video, f"cannot decode the video ({str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__})") from None
+    except (RuntimeError, OSError, ValueError) as e:  # ffmpeg's own message: its last line says why
+        lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
+        raise InputError(video, f"cannot decode the video ({lines[-1] if lines else type(e).__name__})") from None
     if n < 1:
         raise InputError(video, "the video has no frames that can be decoded")
     return int(n)
