@@ -142,6 +142,12 @@ class DataParallel:
         dist.all_gather_object(out, obj)
         return out
 
+    def same_on_every_rank(self, value: Any, what: str) -> None:
+        """``InputError`` on every rank unless each rank holds the same ``value`` (e.g. the step it resumed from)."""
+        values = self.all_gather_object(value)
+        if any(v != values[0] for v in values):
+            raise InputError(None, f"the ranks disagree on {what}: {', '.join(f'rank {r}: {v}' for r, v in enumerate(values))}")
+
     def from_main(self, fn: Callable[[], T]) -> T:
         """``fn()`` run on rank 0 only, its result broadcast to every rank. An ``InputError`` (or any other error)
         on rank 0 is raised on every rank, so no rank is left waiting for a rank that stopped."""

@@ -16,6 +16,7 @@ from rich.console import Console
 from fieldforge.app.atomic import atomic_write_text
 from fieldforge.app.callbacks import standard_callbacks
 from fieldforge.app.distributed import DataParallel, on_main
+from fieldforge.app.distributed import DataParallel, on_main
 from fieldforge.app.runs import RunDir
 from fieldforge.app.tasks import task_for_config
 from fieldforge.app.tasks.base import TaskContext
@@ -81,6 +82,8 @@ def train(
         run.write_config(config)
         atomic_write_text(run.path / task_def.info_file, json.dumps(info, indent=1))
     if parallel is not None:  # every rank starts from rank 0's weights; update hooks sync over the ranks
+        parallel.same_on_every_rank(start, f"the checkpoint step resumed from in {run.path} (every rank must see the run "
+                                           "directory: on several machines, a shared filesystem)")
         parallel.broadcast_module(model)
         parallel.attach(model)
         if rank == 0:
