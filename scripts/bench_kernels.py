@@ -234,6 +234,60 @@ def run_hashgrid(args, dev: torch.device) -> list[dict]:
     return rows
 
 
+TILE_DIMS = [63, 32, 32, 33]
+"""KiloNeRF's position bank per tile: 10-octave PE of xyz (63) → 2 × 32 ReLU → density + 32-d feature."""
+
+
+def run_tiles(args, dev: torch.device) -> list[dict]:
+    """KiloNeRF tile bank (Lego's 9×16×10 = 1440 tiles, points spread uniformly): the sorted/padded bmm
+    reference, the Triton grouped kernels (CUDA) and, for scale, one dense MLP of the same layer sizes and
+    the ``nerf`` preset's 8×256 position MLP (what a tile bank replaces)."""
+    from fieldforge.fields.kernels.tiles_reference import tile_mlp_batched
+
+    n_tiles = 1440
+    g = torch.Generator().manual_seed(0)
+    ws = [(torch.randn(n_tiles, i, o, generator=g) * (2 / i) ** 0.5).to(dev).requires_grad_(True) for i, o in zip(TILE_DIMS[:-1], TILE_DIMS[1:])]
+    bs = [torch.zeros(n_tiles, o, device=dev, requires_grad=True) for o in TILE_DIMS[1:]]
+    impls: dict[str, object] = {"torch": tile_mlp_batched}
+    if has_triton() and dev.type == "cuda":
+        from fieldforge.fields.kernels.tiles_triton import tile_mlp_triton
+
+        impls["triton"] = tile_mlp_triton
+
+    def dense(x, ids, ws, bs):
+        h = x
+        for l, (w, b) in enumerate(zip(ws, bs)):
+            h = torch.addmm(b[0], h, w[0])
+            h = torch.relu(h) if l < len(ws) - 1 else h
+        return h
+
+    impls["dense MLP"] = dense
+    from fieldforge.fields.networks import MLPConfig
+
+    torch.manual_seed(0)
+    nerf_mlp = MLPConfig(width=256, n_hidden_layers=8, skips=(4,), backend="torch").setup(TILE_DIMS[0], 257, 3).to(dev)
+    impls["NeRF 8×256 MLP"] = lambda x, ids, ws, bs: nerf_mlp(x)[:, : TILE_DIMS[-1]]  # the nerf preset's position MLP
+    rows = []
+    for batch in args.tile_batches:
+        x = torch.randn(batch, TILE_DIMS[0], generator=g).to(dev)
+        ids = torch.randint(0, n_tiles, (batch,), generator=g).to(dev)
+        gy = torch.randn(batch, TILE_DIMS[-1], generator=g).to(dev)
+        for name, fn in impls.items():
+            def fwd(fn=fn, x=x, ids=ids):
+                with torch.no_grad():
+                    fn(x, ids, ws, bs)
+
+            def fwd_bwd(fn=fn, x=x, ids=ids, gy=gy):
+                fn(x, ids, ws, bs).backward(gy)
+
+            t_f = bench_ms(fwd, args.warmup, args.rep)
+            t_b = bench_ms(fwd_bwd, args.warmup, args.rep)
+            rows.append({"suite": "tiles", "impl": name, "n_tiles": n_tiles, "dims": TILE_DIMS, "batch": batch, "fwd_ms": t_f,
+                         "fwd_bwd_ms": t_b, "fwd_samples_per_s": batch / t_f * 1e3, "train_samples_per_s": batch / t_b * 1e3})  # fmt: skip
+        console.print(f"tiles batch 2^{int(math.log2(batch))} done")
+    return rows
+
+
 def print_tables(rows: list[dict]) -> None:
     mlp = [r for r in rows if r["suite"] == "mlp"]
     if mlp:
@@ -256,6 +310,14 @@ def print_tables(rows: list[dict]) -> None:
             table.add_row(str(r["in_dim"]), str(r["log2_table_size"]), f"2^{int(math.log2(r['batch']))}", r["impl"],
                           f"{r['fwd_samples_per_s']:.3g}", f"{r['train_samples_per_s']:.3g}")  # fmt: skip
         console.print(table)
+    tiles = [r for r in rows if r["suite"] == "tiles"]
+    if tiles:
+        table = Table(title=f"KiloNeRF tile bank ({tiles[0]['n_tiles']} tiles of {'→'.join(map(str, tiles[0]['dims']))}), samples/s")
+        for col in ["batch", "impl", "forward", "forward+backward"]:
+            table.add_column(col, justify="right")
+        for r in tiles:
+            table.add_row(f"2^{int(math.log2(r['batch']))}", r["impl"], f"{r['fwd_samples_per_s']:.3g}", f"{r['train_samples_per_s']:.3g}")
+        console.print(table)
 
 
 def public_command(argv: list[str]) -> str:
@@ -273,11 +335,12 @@ def public_command(argv: list[str]) -> str:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--suite", choices=["mlp", "hashgrid", "all"], default="all")
+    p.add_argument("--suite", choices=["mlp", "hashgrid", "tiles", "all"], default="all")
     p.add_argument("--widths", type=int, nargs="+", default=[16, 32, 64, 128])
     p.add_argument("--depths", type=int, nargs="+", default=[2, 5, 8], help="hidden layers")
     p.add_argument("--batches", type=int, nargs="+", default=[2**14, 2**16, 2**18, 2**21])
     p.add_argument("--hg-batches", type=int, nargs="+", default=[2**16, 2**18, 2**21])
+    p.add_argument("--tile-batches", type=int, nargs="+", default=[2**16, 2**18, 2**20], help="KiloNeRF tile bank batches")
     p.add_argument("--triton-bf16", action="store_true", help="also time the Triton kernels in bf16")
     p.add_argument("--no-compile", dest="compile", action="store_false", help="skip torch.compile")
     p.add_argument("--compile-shapes", default="64x5,128x5", help="width x depth pairs timed with torch.compile (compiling is slow)")
@@ -296,6 +359,7 @@ def main() -> None:
         console.print("[yellow]--tune needs CUDA and Triton: skipped")
     if args.quick:
         args.widths, args.depths, args.batches, args.hg_batches = [16, 64], [2], [2**12, 2**14], [2**14]
+        args.tile_batches = [2**14, 2**16]
     gpu = torch.cuda.get_device_name() if dev.type == "cuda" else f"CPU ({cpu_name()}, {torch.get_num_threads()} threads)"
     tag = gpu.lower().replace("nvidia", "").strip().split()[0] if dev.type == "cuda" else "cpu"
     out = args.out or Path(__file__).parent / "results" / f"bench_kernels_{tag}.json"
@@ -309,7 +373,7 @@ def main() -> None:
     tuning = tune(args, dev) if (args.tune and dev.type == "cuda" and has_triton()) else None
     rows: list[dict] = []
     out.parent.mkdir(parents=True, exist_ok=True)
-    for suite, fn in (("mlp", run_mlp), ("hashgrid", run_hashgrid)):
+    for suite, fn in (("mlp", run_mlp), ("hashgrid", run_hashgrid), ("tiles", run_tiles)):
         if args.suite not in (suite, "all"):
             continue
         try:

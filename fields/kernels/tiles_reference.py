@@ -16,10 +16,12 @@ Evaluation:
   reference, used in tests (in float64).
 - :func:`tile_mlp_batched`: sorts points by tile, pads each tile's segment to a multiple of ``block`` rows
   and runs every layer as one ``torch.bmm`` over the blocks (each block belongs to one tile); the waste is
-  at most ``block − 1`` rows per occupied tile, whatever the imbalance between tiles. Differentiable.
+  at most ``block − 1`` rows per occupied tile, whatever the imbalance between tiles (``block`` follows the
+  mean points per occupied tile, 8–64). Differentiable.
   :func:`pack_segments` computes the layout; the Triton kernels (``tiles_triton``) use the same one.
 """
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -27,7 +29,9 @@ from jaxtyping import Float, Int
 from torch import Tensor
 
 BLOCK = 64
-"""Rows per block of the padded tile segments (one ``bmm`` batch entry / one Triton program)."""
+"""Most rows per block of the padded tile segments (one ``bmm`` batch entry / one Triton program)."""
+MIN_BLOCK = 8
+"""Fewest rows per block (the Triton kernels use at least 16: ``tl.dot``'s smallest tile)."""
 
 
 def tile_index(unit: Float[Tensor, "n d"], resolution: tuple[int, ...]) -> tuple[Int[Tensor, " n"], Tensor]:
@@ -88,10 +92,14 @@ class Segments:
         return y[self.slot]
 
 
-def pack_segments(tile_ids: Int[Tensor, " n"], n_tiles: int, block: int = BLOCK) -> Segments:
-    """The padded per-tile layout of ``tile_ids`` (see :class:`Segments`)."""
+def pack_segments(tile_ids: Int[Tensor, " n"], n_tiles: int, block: int | None = None, min_block: int = MIN_BLOCK) -> Segments:
+    """The padded per-tile layout of ``tile_ids`` (see :class:`Segments`). ``block=None`` picks the power of two
+    (in ``[min_block, BLOCK]``) nearest above the mean points per occupied tile, which bounds the padding."""
     ids = tile_ids.long()
     counts = torch.bincount(ids, minlength=n_tiles)
+    if block is None:
+        mean = ids.shape[0] / max(1, int((counts > 0).sum()))
+        block = min(BLOCK, max(min_block, 1 << max(0, math.ceil(math.log2(max(mean, 1.0))))))
     order = torch.argsort(ids, stable=True)
     sorted_ids = ids[order]
     starts = torch.cumsum(counts, 0) - counts
@@ -129,7 +137,7 @@ def tile_mlp_packed(xp: Float[Tensor, "r i"], seg: Segments, weights: list[Tenso
 
 
 def tile_mlp_batched(
-    x: Float[Tensor, "n i"], tile_ids: Int[Tensor, " n"], weights: list[Tensor], biases: list[Tensor], block: int = BLOCK
+    x: Float[Tensor, "n i"], tile_ids: Int[Tensor, " n"], weights: list[Tensor], biases: list[Tensor], block: int | None = None
 ) -> Float[Tensor, "n o"]:
     """Sort by tile, pad segments to whole blocks, one batched matmul per layer (differentiable)."""
     n_tiles = weights[0].shape[0]
@@ -141,6 +149,7 @@ def tile_mlp_batched(
 
 __all__ = [
     "BLOCK",
+    "MIN_BLOCK",
     "Segments",
     "pack_segments",
     "tile_centers",

@@ -24,7 +24,7 @@ from jaxtyping import Float, Int
 from torch import Tensor
 
 from fieldforge.fields.kernels.backends import hopper_mma_v2
-from fieldforge.fields.kernels.tiles_reference import BLOCK, Segments, pack_segments
+from fieldforge.fields.kernels.tiles_reference import Segments, pack_segments
 
 
 def _pad(n: int) -> int:
@@ -146,12 +146,12 @@ def _differentiable_backward(ctx, xp, w, b, block_tile, gy):
 
 
 def tile_mlp_triton(
-    x: Float[Tensor, "n i"], tile_ids: Int[Tensor, " n"], weights: list[Tensor], biases: list[Tensor], block: int = BLOCK
+    x: Float[Tensor, "n i"], tile_ids: Int[Tensor, " n"], weights: list[Tensor], biases: list[Tensor], block: int | None = None
 ) -> Float[Tensor, "n o"]:
     """:func:`~fieldforge.fields.kernels.tiles_reference.tile_mlp_batched` with the Triton grouped kernels (fp32)."""
     if x.shape[0] == 0:
         return x.new_zeros(0, weights[-1].shape[-1], dtype=torch.float32)
-    seg: Segments = pack_segments(tile_ids, weights[0].shape[0], block)
+    seg: Segments = pack_segments(tile_ids, weights[0].shape[0], block, min_block=16)  # tl.dot: ≥ 16 rows
     h = seg.pack(x.float().contiguous())
     for l, (w, b) in enumerate(zip(weights, biases)):
         h = _GroupedLinear.apply(h, w, b, seg.block_tile, seg.tile_blocks, l < len(weights) - 1)
