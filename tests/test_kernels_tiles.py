@@ -170,3 +170,28 @@ def test_triton_double_backward_goes_through_the_reference():
         if fn is tile_mlp_triton:
             first = gw
     assert torch.allclose(first, gw, rtol=1e-4, atol=1e-6)
+
+
+@triton_only
+def test_tile_bank_module_dispatches_to_triton_and_matches_torch():
+    from fieldforge.fields.networks import TileBankConfig
+
+    torch.manual_seed(0)
+    cfg = TileBankConfig(resolution=(2, 3, 2), width=16, n_hidden_layers=2, backend="triton")
+    bank = cfg.setup(10, 4, 3).to(DEV)
+    ref = TileBankConfig(resolution=(2, 3, 2), width=16, n_hidden_layers=2, backend="torch").setup(10, 4, 3).to(DEV)
+    ref.load_state_dict(bank.state_dict())
+    with torch.no_grad():  # tiles differ (the shared initialization would hide routing mistakes)
+        for p in bank.parameters():
+            p.add_(torch.randn_like(p) * 0.3)
+    ref.load_state_dict(bank.state_dict())
+    g = torch.Generator().manual_seed(1)
+    coords = torch.rand(200, 3, generator=g).to(DEV)
+    h = torch.randn(200, 10, generator=g).to(DEV)
+    out, expected = bank(h, coords), ref(h, coords)
+    assert bank.backend_for(h.device) == "triton" and ref.backend_for(h.device) == "torch"
+    assert torch.allclose(out, expected, rtol=1e-4, atol=1e-5)
+    gb = torch.autograd.grad(out.square().sum(), list(bank.parameters()))
+    gr = torch.autograd.grad(expected.square().sum(), list(ref.parameters()))
+    for a, b in zip(gb, gr):
+        assert torch.allclose(a, b, rtol=1e-3, atol=1e-5)
