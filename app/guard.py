@@ -5,7 +5,9 @@
 - After ``PATIENCE`` skipped steps in a row, or a step that made a weight non-finite, the trainer rolls
   back to its newest checkpoint (checkpoints only ever hold finite values) with the learning rate times
   ``LR_FACTOR``, logged on stderr and in ``metrics.jsonl``.
-- If it diverges again before a newer checkpoint is written (or there is no checkpoint to return to),
+- Checkpoints written during a streak hold the last good weights (skipped steps change nothing), so the
+  newest checkpoint is always a good one.
+- If it diverges again before a good step and a newer checkpoint (or there is no checkpoint to return to),
   training stops with ``TrainingDiverged``: one line, exit code 2.
 """
 
@@ -43,7 +45,8 @@ class NumericalGuard:
         """Steps skipped in this session (all streaks)."""
         self.rollbacks = 0
         self.rolled_back_to: int | None = None
-        """Checkpoint step of the last rollback; diverging again before a newer checkpoint stops training."""
+        """Checkpoint step of the last rollback: diverging again before a good step and a newer checkpoint stops."""
+        self.good_since_rollback = 0
 
     def step_is_finite(self, loss: float, optimizer: torch.optim.Optimizer) -> bool:
         """Whether the loss and every gradient about to be applied are finite."""
@@ -61,6 +64,8 @@ class NumericalGuard:
         self.bad_in_a_row = 0
         if not all_finite([p.detach() for p in trainer.unwrap().parameters()]):
             self.roll_back(trainer, "an optimizer step made weights non-finite")
+        else:
+            self.good_since_rollback += 1
 
     def roll_back(self, trainer: Any, why: str) -> None:
         """Restore the newest checkpoint with a lower learning rate, or raise ``TrainingDiverged``."""
@@ -69,7 +74,7 @@ class NumericalGuard:
         hint = "lower --optim.lr" + (" or raise --optim.eps" if trainer.optim_config.eps == 0 else "")
         if latest is None:
             raise TrainingDiverged(trainer.run.path, f"training diverged at step {at} ({why}) before the first checkpoint; {hint}")
-        if self.rolled_back_to is not None and latest[0] <= self.rolled_back_to:
+        if self.rolled_back_to is not None and (self.good_since_rollback == 0 or latest[0] <= self.rolled_back_to):
             raise TrainingDiverged(
                 trainer.run.path,
                 f"training diverged again at step {at} ({why}) after rolling back to step {self.rolled_back_to} with the learning rate ×{self.lr_factor:g}; {hint}",
@@ -80,9 +85,9 @@ class NumericalGuard:
         for group, base, fn in zip(optimizer.param_groups, scheduler.base_lrs, scheduler.lr_lambdas):
             group["initial_lr"] = base
             group["lr"] = base * fn(scheduler.last_epoch)
-        self.rolled_back_to, self.bad_in_a_row = latest[0], 0
+        self.rolled_back_to, self.bad_in_a_row, self.good_since_rollback = latest[0], 0, 0
         self.rollbacks += 1
         lr = optimizer.param_groups[0]["lr"]
         if trainer.is_main:
-            console.print(f"[yellow]warning:[/] step {at}: {why}; rolled back to step {latest[0]} with the learning rate ×{self.lr_factor:g} (now {lr:.3g})")
+            console.print(f"[yellow]warning:[/] step {at}: {why}; rolled back to step {latest[0]} with the learning rate ×{self.lr_factor:g} (now {lr:.3g})", soft_wrap=True)
             trainer.run.append_metrics({"step": trainer.step, "event": "rollback", "from_step": at, "reason": why, "lr": lr})
