@@ -225,9 +225,11 @@ def launched(device: torch.device) -> Iterator[tuple[int, int]]:
             raise InputError(None, f"LOCAL_RANK {env.local_rank} but this node has {torch.cuda.device_count()} GPUs: "
                                    "use --nproc_per_node ≤ the GPU count (or --device cpu)")
         torch.cuda.set_device(env.local_rank)
-    if not dist.is_initialized():
+    created = not dist.is_initialized()
+    if created:
         dist.init_process_group(backend_for(device), timeout=TIMEOUT)
     try:
         yield (env.rank, env.world_size)
     finally:
-        dist.destroy_process_group()
+        if created:
+            dist.destroy_process_group()

@@ -147,6 +147,9 @@ class Trainer:
         self.parallel = parallel
         """A ``fieldforge.app.distributed.DataParallel`` when ranks train together: gradients are averaged over
         them, rank 0 evaluates while the others wait, checkpoints hold every rank's sampler state."""
+        self.parallel = parallel
+        """A ``fieldforge.app.distributed.DataParallel`` when ranks train together: gradients are averaged over
+        them, rank 0 evaluates while the others wait, checkpoints hold every rank's sampler state."""
         self.step = 0
         self.stage_index = 0
         self.stage_start = 0
@@ -225,6 +228,8 @@ class Trainer:
         if self.is_main:
             state = self.state() if ranks is None else {**self.state(), "task_ranks": ranks}
             save_checkpoint(self.run, self.step, self.unwrap(), state, keep=self.config.keep_checkpoints)
+        if self.parallel is not None:
+            self.parallel.barrier()  # the checkpoint exists before any rank goes on (a roll-back reads the newest)
 
     def resume(self) -> int:
         """Restore the newest checkpoint of the run; returns its step (0 if there is none)."""
@@ -284,6 +289,8 @@ class Trainer:
                 result = self.task.train_step(ctx)
             self.optimizer.zero_grad(set_to_none=True)
             result.loss.backward()
+            if self.parallel is not None:  # every rank steps with the ranks' mean gradient (and logs the mean loss)
+                result.loss = self.parallel.average_gradients([p for g in self.optimizer.param_groups for p in g["params"]], result.loss)
             if self.parallel is not None:  # every rank steps with the ranks' mean gradient (and logs the mean loss)
                 result.loss = self.parallel.average_gradients([p for g in self.optimizer.param_groups for p in g["params"]], result.loss)
             loss_value = float(result.loss.detach())
