@@ -147,9 +147,6 @@ class Trainer:
         self.parallel = parallel
         """A ``fieldforge.app.distributed.DataParallel`` when ranks train together: gradients are averaged over
         them, rank 0 evaluates while the others wait, checkpoints hold every rank's sampler state."""
-        self.parallel = parallel
-        """A ``fieldforge.app.distributed.DataParallel`` when ranks train together: gradients are averaged over
-        them, rank 0 evaluates while the others wait, checkpoints hold every rank's sampler state."""
         self.step = 0
         self.stage_index = 0
         self.stage_start = 0
@@ -289,8 +286,6 @@ class Trainer:
                 result = self.task.train_step(ctx)
             self.optimizer.zero_grad(set_to_none=True)
             result.loss.backward()
-            if self.parallel is not None:  # every rank steps with the ranks' mean gradient (and logs the mean loss)
-                result.loss = self.parallel.average_gradients([p for g in self.optimizer.param_groups for p in g["params"]], result.loss)
             if self.parallel is not None:  # every rank steps with the ranks' mean gradient (and logs the mean loss)
                 result.loss = self.parallel.average_gradients([p for g in self.optimizer.param_groups for p in g["params"]], result.loss)
             loss_value = float(result.loss.detach())
