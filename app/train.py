@@ -16,7 +16,6 @@ from rich.console import Console
 from fieldforge.app.atomic import atomic_write_text
 from fieldforge.app.callbacks import standard_callbacks
 from fieldforge.app.distributed import DataParallel, on_main
-from fieldforge.app.distributed import DataParallel, on_main
 from fieldforge.app.runs import RunDir
 from fieldforge.app.tasks import task_for_config
 from fieldforge.app.tasks.base import TaskContext
@@ -43,11 +42,11 @@ def train(
     ``world_size > 1``: this process is one rank of a data-parallel run over an initialized ``torch.distributed``
     process group (``fieldforge.app.distributed``); rank 0 creates the run directory and every rank trains into it."""
     task_def = task_for_config(config)
-    parallel = DataParallel(rank, world_size) if world_size > 1 else None
     validate_config(config)  # options in range (the CLI checked them already; API callers too)
     resuming = run is not None
     if not resuming:
         config = with_absolute_data(config)  # --resume from any working directory finds the input
+    parallel = DataParallel(rank, world_size) if world_size > 1 else None
     prepared = task_def.prepare(config)  # bad input fails here, before anything is written
     info = task_def.run_info(config, prepared)
     if run is None:
