@@ -89,7 +89,7 @@ RANGES: dict[Any, Range] = {
     "early_stop_eps": FRACTION,
     "near_plane": NON_NEGATIVE,
     "holdout_every": NON_NEGATIVE,
-    ("ExportMeshConfig", "resolution"): Range(2, 4096),
+    ("ExportMeshConfig", "resolution"): Range(8, 4096),
     ("ExportMeshConfig", "level"): Range(),
     ("RBFConfig", "log_precision_init"): Range(),
     ("RBFConfig", "center_init"): NON_NEGATIVE,

@@ -321,7 +321,7 @@ CASES: dict[str, Case] = {
     "export --chunk 0": Case(lambda t, r: ["export", "image", "--run", str(r), "--chunk", "0"], "--chunk must be ≥ 1"),
     "export --level on a field without": Case(lambda t, r: ["export", "image", "--run", str(r), "--level", "1"], "--level needs a field with levels"),
     "export --step missing": Case(lambda t, r: ["export", "image", "--run", str(r), "--step", "999"], "no checkpoint at step 999"),
-    "export mesh --resolution 1": Case(lambda t, r: ["export", "mesh", "--run", str(r), "--resolution", "1"], "--resolution must be in [2, 4096]"),
+    "export mesh --resolution 1": Case(lambda t, r: ["export", "mesh", "--run", str(r), "--resolution", "1"], "--resolution must be in [8, 4096]"),
     "export video of an image run": Case(lambda t, r: ["export", "video", "--run", str(r), "--frames", "2"], "this is a image run"),
     "export video --fps 0": Case(lambda t, r: ["export", "video", "--run", str(r), "--fps", "0"], "--fps must be ≥ 1"),
     "export pointcloud --min-opacity 2": Case(lambda t, r: ["export", "pointcloud", "--run", str(r), "--min-opacity", "2"], "--min-opacity must be in [0, 1]"),
@@ -480,3 +480,22 @@ def test_debug_shows_the_traceback(name: str, tmp_path: Path, trained_run: Path,
 
 def test_the_corpus_is_large_enough() -> None:
     assert len(CASES) >= 60
+
+
+@pytest.mark.parametrize(
+    "make, hint",
+    [
+        (lambda t, r: train_image(png(t / "a.png"), t), "shrink the file first"),
+        (lambda t, r: train_nerf(nerfstudio(t, lambda m: None), t), "pass --downscale 2"),
+        (lambda t, r: ["export", "image", "--run", str(r), "--scale", "2"], "use a smaller --scale"),
+    ],
+    ids=["image", "capture", "export"],
+)
+def test_what_would_not_fit_in_memory_is_one_line(make: Make, hint: str, tmp_path: Path, trained_run: Path, capsys: pytest.CaptureFixture,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """Estimated before allocating, against the free memory (here pretended to be 4 KB)."""
+    import fieldforge.data.memory
+
+    monkeypatch.setattr(fieldforge.data.memory, "available_bytes", lambda device="cpu": 4096)
+    err = run_case(Case(make, hint), tmp_path, trained_run, capsys)
+    assert err.strip().startswith("fieldforge: error: ") and "needs about" in err and "of RAM is free" in err and hint in err

@@ -26,6 +26,7 @@ from torch import Tensor
 
 from fieldforge.data.captures import scene_model as sm
 from fieldforge.data.errors import InputError
+from fieldforge.data.memory import require_memory
 from fieldforge.data.images import _image_size, load_image
 from fieldforge.data.transforms import Similarity, rotation_between
 
@@ -344,6 +345,9 @@ def load_frames(
             CaptureWarning,
             stacklevel=3,
         )
+    # stored 8-bit RGBA plus one float RGBA copy of an image at a time while decoding
+    require_memory(total(factor) * 4 + max(w * h for w, h in sizes) * 4 * 4 * 2, f"loading {len(kept)} images ({total(factor):,} pixels)",
+                   f"pass --downscale {factor * 2} (or a lower --max-total-pixels)", path=where)
     images, paths, masks = [], [], []
     transfer = "srgb"
     for f, (w, h) in zip(kept, sizes):
