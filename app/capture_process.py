@@ -337,6 +337,21 @@ def _name_list(names: list[str], limit: int = 8) -> str:
     return shown + (f" and {len(names) - limit} more" if len(names) > limit else "")
 
 
+def check_registration(where: Path, names: list[str], registered: set[str]) -> list[str]:
+    """The names that did not register; ``InputError`` naming them if fewer than ``MIN_IMAGES`` did, a
+    ``CaptureWarning`` naming them if fewer than half did."""
+    missing = [n for n in names if n not in registered]
+    if len(registered) < MIN_IMAGES:
+        raise InputError(
+            where, f"the images do not register: {len(registered)} of {len(names)} posed (not registered: {_name_list(missing)}); "
+            "they need more overlap and texture (for a video, try a larger --max-frames)",
+        )
+    if len(registered) < len(names) / 2:
+        warnings.warn(f"{where}: only {len(registered)} of {len(names)} images registered; not registered: {_name_list(missing, 20)}",
+                      CaptureWarning, stacklevel=3)
+    return missing
+
+
 def process_capture(o: ProcessOptions) -> ProcessResult:
     """Run every stage into a hidden folder beside ``o.output`` and rename it there at the end."""
     check_options(o)
@@ -374,15 +389,7 @@ def process_capture(o: ProcessOptions) -> ProcessResult:
             rec = reconstruct(database, image_dir, work, len(names), o, progress)
             seconds["mapping"] = time.perf_counter() - t
         registered = set() if rec is None else {rec.images[i].name for i in rec.reg_image_ids()}
-        missing = [n for n in names if n not in registered]
-        if len(registered) < MIN_IMAGES:
-            raise InputError(
-                o.input, f"the images do not register: {len(registered)} of {len(names)} posed (not registered: {_name_list(missing)}); "
-                "they need more overlap and texture (for a video, try a larger --max-frames)",
-            )
-        if len(registered) < len(names) / 2:
-            warnings.warn(f"{o.input}: only {len(registered)} of {len(names)} images registered; not registered: {_name_list(missing, 20)}",
-                          CaptureWarning, stacklevel=2)
+        missing = check_registration(o.input, names, registered)
         t = time.perf_counter()
         meta = write_capture(rec, tmp)
         shutil.rmtree(work)
@@ -401,7 +408,7 @@ def process_capture(o: ProcessOptions) -> ProcessResult:
                          int(rec.num_points3D()), matcher, camera, seconds)
 
 
-__all__ = ["MIN_IMAGES", "ProcessOptions", "ProcessResult", "image_pairs", "process_capture"]
+__all__ = ["MIN_IMAGES", "ProcessOptions", "ProcessResult", "check_registration", "image_pairs", "process_argv", "process_capture"]
 
 
 def process_argv(argv: list[str]) -> list[str]:

@@ -11,13 +11,14 @@ import imageio.v3 as iio
 import numpy as np
 import pytest
 import torch
-from fieldforge.app.capture_process import image_pairs
+from fieldforge.app.capture_process import check_registration, image_pairs
 from fieldforge.app.capture_video import laplacian_variance
 from fieldforge.app.cli import main
 from fieldforge.data.alignment import pose_errors, umeyama
 from fieldforge.data.camera_paths import look_at
-from fieldforge.data.captures import load_capture
+from fieldforge.data.captures import CaptureWarning, load_capture
 from fieldforge.data.captures.synthetic import LIGHT, _normals, trace
+from fieldforge.data.errors import InputError
 from fieldforge.data.formats import encode_png
 from fieldforge.data.transforms import Similarity
 from fieldforge.fields.rendering.rays import generate_rays
@@ -245,3 +246,12 @@ def test_sharpness_and_pairs():
     seq = image_pairs(names, "sequential")
     assert ("0", "10") in seq and ("0", "11") not in seq and ("0", "16") in seq and ("0", "32") in seq
     assert all(int(b) - int(a) <= 10 or (int(b) - int(a)) in (16, 32) for a, b in seq)
+
+
+def test_registration_below_half_warns_with_the_names():
+    names = [f"img{i}.jpg" for i in range(8)]
+    assert check_registration(Path("photos"), names, set(names[:6])) == ["img6.jpg", "img7.jpg"]  # most registered: no warning
+    with pytest.warns(CaptureWarning, match=r"only 3 of 8 images registered; not registered: img3.jpg, img4.jpg, img5.jpg, img6.jpg, img7.jpg"):
+        check_registration(Path("photos"), names, set(names[:3]))
+    with pytest.raises(InputError, match=r"do not register: 2 of 8 posed \(not registered: img2.jpg, .*img7.jpg\)"):
+        check_registration(Path("photos"), names, set(names[:2]))
