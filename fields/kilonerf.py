@@ -17,7 +17,8 @@ a concrete class::
     kn.fill_occupancy(model, teacher.density)    # NeRF: the model's grid from any σ function, 3×3×3 sub-samples, τ = 10
     render = kn.kilonerf_render_config(config.render)      # early ray termination at T < 0.01 (KiloNeRF)
     names = kn.VIEW_DEPENDENT_GROUPS             # param-group names of the direction + RGB layers
-    params = kn.view_dependent_parameters(model) # their parameters (L2 on them while fine-tuning; [] for images/SDFs)
+    params = kn.view_dependent_parameters(model) # their parameters ([] for images/SDFs)
+    loss = loss + kn.view_dependent_penalty(model)   # fine-tuning: 1e-6 · Σ‖p‖₂ over them (KiloNeRF)
     seconds, rgb = kn.time_render(model, c2w, intrinsics, width, height, background)  # one timed frame
     colors = kn.tile_colors(ids)                 # (n, 3) a distinct colour per tile (a "tile id" render mode)
 
@@ -178,6 +179,19 @@ def view_dependent_parameters(model: nn.Module) -> list[nn.Parameter]:
     return [p for g in groups if g.get("name") in VIEW_DEPENDENT_GROUPS for p in g["params"]]
 
 
+KILONERF_L2 = 1e-6
+"""Weight of the fine-tuning regularizer on the view-dependent layers (KiloNeRF)."""
+
+
+def view_dependent_penalty(model: nn.Module, weight: float = KILONERF_L2) -> Tensor:
+    """KiloNeRF's fine-tuning regularizer ``weight · Σ_p ‖p‖₂`` over :func:`view_dependent_parameters` (the
+    paper's code adds the unsquared norm of each weight and bias tensor); a zero scalar when there are none."""
+    params = view_dependent_parameters(model)
+    if not params:
+        return torch.zeros(())
+    return weight * torch.stack([p.norm() for p in params]).sum()
+
+
 def tile_colors(ids: Int[Tensor, " n"]) -> Float[Tensor, "n 3"]:
     """A fixed, well-spread colour per tile id ``(n, 3)`` in [0.15, 1] (golden-ratio hues), for tile-id renders."""
     h = (ids.double() * 0.6180339887498949) % 1.0
@@ -212,6 +226,7 @@ def time_render(
 
 __all__ = [
     "KILONERF_EARLY_STOP",
+    "KILONERF_L2",
     "VIEW_DEPENDENT_GROUPS",
     "fill_occupancy",
     "has_tiles",
@@ -224,4 +239,5 @@ __all__ = [
     "tile_ids",
     "time_render",
     "view_dependent_parameters",
+    "view_dependent_penalty",
 ]

@@ -98,6 +98,13 @@ def test_view_dependent_groups_are_exactly_the_colour_tile_bank():
     assert set(kn.VIEW_DEPENDENT_GROUPS) <= names
     image = make_field(FieldConfig(network=TileBankConfig(resolution=(2, 2))), 2, 3)
     assert kn.view_dependent_parameters(image) == []
+    assert float(kn.view_dependent_penalty(image)) == 0.0
+    # the penalty is λ Σ‖p‖₂ over exactly those tensors, and its gradient reaches only them
+    colour = list(model.field.radiance_head.color_network.parameters())
+    penalty = kn.view_dependent_penalty(model, weight=0.5)
+    assert float(penalty) == pytest.approx(0.5 * sum(float(p.detach().double().norm()) for p in colour), rel=1e-6)
+    penalty.backward()
+    assert all(p.grad is not None for p in colour) and all(p.grad is None for p in model.field.network.parameters())
 
 
 def test_occupancy_from_an_analytic_sphere_marks_exactly_the_cells_a_subsample_hits():
