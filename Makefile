@@ -7,7 +7,7 @@ PIP    := $(PY) -m pip
 # machine's default index; any torch>=2.1 already in the venv is kept.
 TORCH  ?= torch==2.13.0
 
-.PHONY: demo test bench system-deps venv clean
+.PHONY: demo test bench system-deps venv clean test-nerfstudio
 
 system-deps:
 	@$(PYTHON) -c "import ctypes; ctypes.CDLL('libusb-1.0.so.0')" 2>/dev/null || { \
@@ -36,5 +36,25 @@ test: venv
 bench: venv
 	$(PY) scripts/bench_image.py
 
+# nerfstudio interoperability (tests/nerfstudio/) in a venv of its own: nerfstudio 1.1.5 pins viser==0.2.7 (our
+# viewer needs viser 1.1; only `fieldforge view` uses it, so FieldForge goes in without that one pin) and numpy<2.
+# torch 2.14.1 + torchvision 0.29.1: the pair whose torchvision imports (beside the CPU torch 2.13.0 it does not).
+NS_VENV  := .venv-nerfstudio
+NS_PY    := $(NS_VENV)/bin/python
+NS_TORCH ?= torch==2.14.1 torchvision==0.29.1
+
+$(NS_VENV)/.installed: pyproject.toml
+	@test -x $(NS_PY) || $(PYTHON) -m venv $(NS_VENV)
+	$(NS_PY) -m pip install -q --upgrade pip
+	$(NS_PY) -m pip install -q $(NS_TORCH)
+	$(NS_PY) -m pip install -q "nerfstudio>=1.1.5" "pytest>=8" "beartype>=0.18"
+	$(NS_PY) -c 'import tomllib; d = tomllib.load(open("pyproject.toml", "rb"))["project"]["dependencies"]; print("\n".join(r for r in d if not r.startswith("viser")))' > $(NS_VENV)/fieldforge-requirements.txt
+	$(NS_PY) -m pip install -q -r $(NS_VENV)/fieldforge-requirements.txt
+	$(NS_PY) -m pip install -q --no-deps -e .
+	@touch $@
+
+test-nerfstudio: system-deps $(NS_VENV)/.installed
+	$(NS_PY) -m pytest tests/nerfstudio -q
+
 clean:
-	rm -rf $(VENV) outputs .pytest_cache
+	rm -rf $(VENV) $(NS_VENV) outputs .pytest_cache
