@@ -37,6 +37,7 @@ COMMANDS: dict[tuple[str, ...], Command] = {
     ("view",): Command("fieldforge.app.commands_view:view", "Explore a run in the browser (viser): render from any camera, export."),
     ("capture", "synthetic"): Command("fieldforge.app.commands:capture_synthetic", "Write the procedural multi-view test capture (nerfstudio format)."),
     ("capture", "process"): Command("fieldforge.app.commands_capture:capture_process", "Photos or a video → camera poses (pycolmap, CPU) → a nerfstudio capture for train nerf."),
+    ("distill",): Command("fieldforge.app.commands_distill:distill", "Distill a trained run into another method of its signal type (PVD stages, KiloNeRF tiles)."),
     ("demo",): Command("fieldforge.app.commands:demo", "Train on the embedded sample image and write its reconstruction."),
     ("demo", "nerf"): Command("fieldforge.app.commands:demo_nerf", "Radiance-field pipeline on the embedded synthetic capture: train, renders, video, mesh."),
 }

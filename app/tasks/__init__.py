@@ -24,6 +24,10 @@ TASKS: dict[str, TaskEntry] = {
 }
 
 
+VARIANTS: tuple[str, ...] = ("fieldforge.app.tasks.distill",)
+"""Modules whose ``task_for_config(config)`` claims configs that extend a task's (distilled runs), or ``None``."""
+
+
 def get_task(name: str) -> "TaskDefinition":
     from fieldforge.data.errors import InputError
 
@@ -40,6 +44,10 @@ def task_for_config(config: Any) -> "TaskDefinition":
         task = get_task(name)
         if type(config) is task.config_type:
             return task
+    for module in VARIANTS:
+        variant = import_module(module).task_for_config(config)
+        if variant is not None:
+            return variant
     raise InputError(None, f"no task trains a {type(config).__name__}")
 
 

@@ -1,0 +1,238 @@
+"""Distillation benchmark: teacher ngp → students, against the same students trained from scratch.
+
+For each NeRF scene (the procedural capture, lego_half): a teacher ``ngp`` run, then per student
+(``nerf``, ``kilonerf``, ``ff``, ``cam``, ``rbf``): test PSNR/SSIM and fidelity to the teacher after
+``fieldforge distill``, the distillation time, the same student trained from scratch on the images for the
+same wall time, and the from-scratch time to reach the teacher's PSNR − 0.5 dB (``> cap`` when it does not
+within ``--scratch-cap`` seconds); render time per test frame (same view, same sample budget) of
+``kilonerf`` vs its teacher and vs the ``nerf`` student. Images (Kodak): ``ngp`` → ``ff``, ``siren``,
+``kilonerf``. SDF (bunny): ``ngp`` → ``ff``, ``kilonerf`` (Chamfer).
+
+Everything goes through the public API (``train``, ``distill_config``, ``load_run``, ``fieldforge.fields.kilonerf``).
+Writes a table and JSON to scripts/results/bench_distill[-TAG].json (machine and options, no local paths).
+
+    python scripts/bench_distill.py                       # the full configuration (hours on a 2-core CPU)
+    python scripts/bench_distill.py --quick --tag quick   # synthetic capture + one Kodak image + bunny, short stages
+"""
+
+import argparse
+import json
+import math
+import platform
+import sys
+import tempfile
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import torch
+from rich.console import Console
+from rich.table import Table
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_common import ROOT, Probe, cpu_name, public_args, train_probed  # noqa: E402
+
+from fieldforge.app.distill.teacher import load_teacher  # noqa: E402
+from fieldforge.app.loader import load_run  # noqa: E402
+from fieldforge.app.tasks import get_task  # noqa: E402
+from fieldforge.app.tasks.distill import DistillOptions, distill_config  # noqa: E402
+from fieldforge.app.train import train  # noqa: E402
+
+SHARED = ROOT.parent / "shared" / "data"
+QUIET = dict(eval_every=0, checkpoint_every=0, log_every=10**9, progress=False)
+
+
+def nerf_teacher_config(data: Path, steps: int, out: Path, device: str):
+    task = get_task("nerf")
+    config = task.sized_for(task.preset_config("ngp"), torch.device(device))
+    return replace(config, data=data, eval_views=2, trainer=replace(config.trainer, steps=steps, output_dir=out, name="teacher", device=device, **QUIET))
+
+
+def scratch(config, budget_s: float, target: float | None, cap_s: float, eval_every: int, key: str = "psnr", lower_is_better: bool = False) -> dict:
+    """The student trained from scratch: its metric after ``budget_s`` of training, and the time to ``target``."""
+    out: dict = {}
+    probe = Probe(budget_s=budget_s)
+    train_probed(replace(config, trainer=replace(config.trainer, steps=10**7, name="scratch-eq")), probe)
+    out["equal_time_" + key] = (probe.final or {}).get(key, math.nan)
+    if target is not None:
+        def reached(r: dict) -> bool:
+            return r[key] <= target if lower_is_better else r[key] >= target
+
+        probe = Probe(budget_s=cap_s, eval_every=eval_every, stop_when=reached)
+        train_probed(replace(config, trainer=replace(config.trainer, steps=10**7, name="scratch-target")), probe)
+        out["to_target_seconds"] = probe.seconds if probe.stopped_by == "target" else None
+        out["to_target_best_" + key] = max((r[key] for r in probe.curve), default=math.nan) if not lower_is_better else min((r[key] for r in probe.curve), default=math.nan)
+    return out
+
+
+def distill(teacher_dir: Path, method: str, options: DistillOptions, out: Path, device: str, overrides: dict | None = None):
+    teacher = load_teacher(teacher_dir, device)
+    config = distill_config(teacher, method, options, output_dir=out, name=f"distill-{method}", device=device, **QUIET)
+    if overrides:
+        config = replace(config, **overrides)
+    run, metrics = train(config)
+    return run, metrics, config
+
+
+def render_seconds(run_dir: Path, device: str, repeats: int = 2) -> float:
+    from fieldforge.fields import kilonerf as kn
+
+    loaded = load_run(run_dir, device=device)
+    cams = loaded.info["cameras"]
+    test = loaded.info["split"]["test"][0]
+    c2w = torch.tensor(cams["camera_to_world"][test], dtype=torch.float32)
+    k = torch.tensor(cams["intrinsics"][test], dtype=torch.float32)
+    w, h = int(cams["width"][test]), int(cams["height"][test])
+    seconds, _ = kn.time_render(loaded.model, c2w, k, w, h, torch.tensor(loaded.info["background"], dtype=torch.float32), repeats=repeats)
+    return seconds
+
+
+def nerf_scene(name: str, data: Path, args, console: Console) -> list[dict]:
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp)
+        t0 = time.perf_counter()
+        run, tm = train(nerf_teacher_config(data, args.teacher_steps, out, args.device))
+        console.print(f"{name}: teacher ngp {tm['psnr']:.2f} dB in {tm['train_seconds']:.0f} s")
+        teacher = {"scene": name, "student": "(teacher ngp)", "psnr": tm["psnr"], "ssim": tm["ssim"], "seconds": tm["train_seconds"]}
+        teacher["render_s"] = render_seconds(run.path, args.device)
+        rows.append(teacher)
+        options = DistillOptions(feature_steps=args.feature_steps, point_steps=args.point_steps, render_steps=args.render_steps,
+                                 tile_steps=args.tile_steps, finetune_steps=args.finetune_steps, batch_size=args.samples)
+        for method in args.students:
+            srun, m, config = distill(run.path, method, options, out, args.device)
+            row = {"scene": name, "student": method, "psnr": m["psnr"], "ssim": m["ssim"], "teacher_psnr": m.get("teacher_psnr"),
+                   "seconds": m["train_seconds"], "render_s": render_seconds(srun.path, args.device)}
+            for k in ("tile_q99_max", "tile_q99_median"):
+                if k in m:
+                    row[k] = m[k]
+            if args.scratch:
+                plain = get_task("nerf").preset_config(method)
+                plain = replace(plain, data=data, render=config.render, eval_views=2, trainer=replace(config.trainer, name="scratch", seed=0))
+                row.update(scratch(plain, m["train_seconds"], tm["psnr"] - 0.5, args.scratch_cap, args.scratch_eval_every))
+            console.print(row)
+            rows.append(row)
+        console.print(f"{name} done in {time.perf_counter() - t0:.0f} s")
+    by = {r["student"]: r for r in rows if r["scene"] == name}
+    if "kilonerf" in by:
+        k = by["kilonerf"]
+        k["render_speedup_vs_teacher"] = by["(teacher ngp)"]["render_s"] / k["render_s"]
+        if "nerf" in by:
+            k["render_speedup_vs_nerf"] = by["nerf"]["render_s"] / k["render_s"]
+    return rows
+
+
+def image_bench(path: Path, args, console: Console) -> list[dict]:
+    rows = []
+    task = get_task("image")
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp)
+        config = task.sized_for(task.preset_config("ngp"), torch.device(args.device))
+        config = replace(config, data=path, downscale=args.downscale, trainer=replace(config.trainer, steps=args.image_teacher_steps, output_dir=out,
+                                                                                      name="teacher", device=args.device, **QUIET))
+        run, tm = train(config)
+        rows.append({"scene": path.stem, "student": "(teacher ngp)", "psnr": tm["psnr"], "ssim": tm["ssim"], "seconds": tm["train_seconds"]})
+        options = DistillOptions(image_steps=args.image_steps, batch_size=8192)
+        for method in args.image_students:
+            _, m, dconf = distill(run.path, method, options, out, args.device)
+            row = {"scene": path.stem, "student": method, "psnr": m["psnr"], "ssim": m["ssim"], "teacher_psnr": m["teacher_psnr"], "seconds": m["train_seconds"]}
+            if args.scratch:
+                plain = replace(task.preset_config(method), data=path, downscale=args.downscale, trainer=replace(dconf.trainer, batch_size=8192, name="scratch"))
+                row.update(scratch(plain, m["train_seconds"], tm["psnr"] - 0.5, args.scratch_cap, 100))
+            console.print(row)
+            rows.append(row)
+    return rows
+
+
+def sdf_bench(path: Path, args, console: Console) -> list[dict]:
+    rows = []
+    task = get_task("sdf")
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp)
+        config = task.sized_for(task.preset_config("ngp"), torch.device(args.device))
+        config = replace(config, data=path, sampling=replace(config.sampling, pool_size=200_000), trainer=replace(
+            config.trainer, steps=args.sdf_teacher_steps, output_dir=out, name="teacher", device=args.device, **QUIET))
+        run, tm = train(config)
+        rows.append({"scene": path.stem, "student": "(teacher ngp)", "chamfer_l1_rel": tm["chamfer_l1_rel"], "seconds": tm["train_seconds"]})
+        options = DistillOptions(sdf_steps=args.sdf_steps, batch_size=8192)
+        for method in args.sdf_students:
+            _, m, _ = distill(run.path, method, options, out, args.device)
+            row = {"scene": path.stem, "student": method, "chamfer_l1_rel": m["chamfer_l1_rel"], "teacher_sdf_mae": m.get("teacher_sdf_mae"),
+                   "seconds": m["train_seconds"]}
+            console.print(row)
+            rows.append(row)
+    return rows
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--quick", action="store_true", help="synthetic capture only, one Kodak image, short stages")
+    p.add_argument("--scenes", nargs="*", default=["synthetic", "lego_half"])
+    p.add_argument("--students", nargs="*", default=["nerf", "kilonerf", "ff", "cam", "rbf"])
+    p.add_argument("--teacher-steps", type=int, default=3000)
+    p.add_argument("--feature-steps", type=int, default=100)
+    p.add_argument("--point-steps", type=int, default=300)
+    p.add_argument("--render-steps", type=int, default=600)
+    p.add_argument("--tile-steps", type=int, default=600)
+    p.add_argument("--finetune-steps", type=int, default=200)
+    p.add_argument("--samples", type=int, default=8192, help="samples (points) per distillation step")
+    p.add_argument("--images", nargs="*", default=["kodim01", "kodim02"])
+    p.add_argument("--downscale", type=int, default=2)
+    p.add_argument("--image-teacher-steps", type=int, default=1000)
+    p.add_argument("--image-steps", type=int, default=1000)
+    p.add_argument("--image-students", nargs="*", default=["ff", "siren", "kilonerf"])
+    p.add_argument("--shapes", nargs="*", default=["bunny"])
+    p.add_argument("--sdf-teacher-steps", type=int, default=400)
+    p.add_argument("--sdf-steps", type=int, default=600)
+    p.add_argument("--sdf-students", nargs="*", default=["ff", "kilonerf"])
+    p.add_argument("--scratch", type=int, default=1, help="1: also train each student from scratch (equal time, time to target)")
+    p.add_argument("--scratch-cap", type=float, default=600.0, help="most seconds a from-scratch run may take to reach the target")
+    p.add_argument("--scratch-eval-every", type=int, default=200)
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--tag", default="")
+    args = p.parse_args()
+    if args.quick:
+        args.scenes, args.images, args.teacher_steps = ["synthetic"], ["kodim01"], 600
+        args.point_steps, args.render_steps, args.tile_steps, args.finetune_steps = 100, 200, 300, 100
+        args.image_teacher_steps, args.image_steps, args.sdf_steps, args.scratch_cap = 500, 300, 300, 240
+    console = Console(stderr=True)
+    rows: list[dict] = []
+    for scene in args.scenes:
+        if scene == "synthetic":
+            from fieldforge.app.demos import write_synthetic_capture
+
+            tmp = Path(tempfile.mkdtemp())
+            data = write_synthetic_capture(tmp / "synthetic", 40, 64, 64, 1, 0)
+        else:
+            data = SHARED / scene
+            if not data.exists():
+                console.print(f"[yellow]skipping {scene}: {data.name} not found")
+                continue
+        rows += nerf_scene(scene, Path(data), args, console)
+    for image in args.images:
+        rows += image_bench(SHARED / "kodak" / f"{image}.png", args, console)
+    for shape in args.shapes:
+        rows += sdf_bench(SHARED / "meshes" / f"{shape}.ply", args, console)
+    table = Table(title="Distillation (teacher ngp); scratch = the student trained on the real data")
+    cols = ["scene", "student", "psnr", "ssim", "teacher_psnr", "chamfer_l1_rel", "seconds", "equal_time_psnr", "to_target_seconds", "render_s",
+            "render_speedup_vs_teacher", "render_speedup_vs_nerf", "tile_q99_max"]
+    for c in cols:
+        table.add_column(c)
+
+    def show(v) -> str:
+        if v is None:
+            return f"> {args.scratch_cap:.0f}"
+        return f"{v:.4g}" if isinstance(v, float) else str(v)
+
+    for r in rows:
+        table.add_row(*[show(r[c]) if c in r else "" for c in cols])
+    Console().print(table)
+    env = {"machine": cpu_name(), "platform": platform.platform(), "torch": torch.__version__, "threads": torch.get_num_threads(),
+           "device": args.device, "args": public_args(args)}
+    path = ROOT / "scripts" / "results" / f"bench_distill{'-' + args.tag if args.tag else ''}.json"
+    path.write_text(json.dumps({"env": env, "results": rows}, indent=1))
+    console.print(f"wrote {path.relative_to(ROOT)}")
+
+
+if __name__ == "__main__":
+    main()
