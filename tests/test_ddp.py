@@ -271,6 +271,35 @@ def test_nerf_two_ranks_match_one_rank_with_twice_the_batch_and_share_the_grid(t
 # -- small pieces ---------------------------------------------------------------------------------
 
 
+def _from_main_worker(rank: int, port: int, tmp: Path) -> None:
+    join_group(rank, port)
+    parallel = DataParallel(rank, WORLD)
+    got = [parallel.from_main(lambda: f"made by rank {rank}")]
+
+    def refuse() -> None:
+        raise InputError(tmp / "out", "is a regular file")
+
+    try:
+        parallel.from_main(refuse)
+    except InputError as e:  # every rank gets rank 0's error (no rank left waiting)
+        got.append(str(e))
+    try:
+        parallel.same_on_every_rank(rank * 10, "the step resumed from")
+    except InputError as e:
+        got.append(str(e))
+    (tmp / f"from-main{rank}.json").write_text(json.dumps(got))
+    dist.destroy_process_group()
+
+
+def test_rank_zero_results_and_errors_reach_every_rank(tmp_path: Path) -> None:
+    spawn(_from_main_worker, tmp_path)
+    for rank in range(WORLD):
+        got = json.loads((tmp_path / f"from-main{rank}.json").read_text())
+        assert got == ["made by rank 0", f"{tmp_path / 'out'}: is a regular file",
+                       "the ranks disagree on the step resumed from: rank 0: 0, rank 1: 10"], rank
+
+
+
 def test_launch_environment_is_read_and_checked() -> None:
     assert LaunchEnv.from_environ({}) is None
     assert LaunchEnv.from_environ({"RANK": "3", "WORLD_SIZE": "8", "LOCAL_RANK": "1"}) == LaunchEnv(3, 8, 1)
