@@ -14,8 +14,10 @@ from fieldforge.app.runs import RunDir
 from fieldforge.data.errors import InputError
 
 
-class NonFiniteCheckpoint(ValueError):
-    """A checkpoint would hold NaN or infinite values: it is not written."""
+class NonFiniteCheckpoint(InputError):
+    """A checkpoint would hold NaN or infinite values: it is not written (the CLI stops with one line, exit 2;
+    the trainer's guard keeps weights finite, so this is the last line of defence, e.g. an optimizer moment
+    that overflowed)."""
 
 
 def non_finite(tree: Any, prefix: str = "") -> list[str]:
@@ -35,7 +37,7 @@ def save_checkpoint(run: RunDir, step: int, model: torch.nn.Module, state: dict[
     weights = {k: v.detach().contiguous().cpu().clone() for k, v in model.state_dict().items()}
     bad = non_finite(weights) + non_finite(state)
     if bad:
-        raise NonFiniteCheckpoint(f"step {step}: non-finite values in {', '.join(bad[:3])}; checkpoint not written")
+        raise NonFiniteCheckpoint(run.path, f"step {step}: non-finite values in {', '.join(bad[:3])}; checkpoint not written (lower --optim.lr)")
     path = run.checkpoint_dir / f"step-{step:06d}.safetensors"
     buf = io.BytesIO()
     torch.save(state, buf)
