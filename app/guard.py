@@ -12,6 +12,7 @@
 """
 
 import math
+import warnings
 from typing import Any
 
 import torch
@@ -53,6 +54,15 @@ class NumericalGuard:
         if not math.isfinite(loss):
             return False
         return all_finite([p.grad for g in optimizer.param_groups for p in g["params"] if p.grad is not None])
+
+    def skip(self, trainer: Any) -> None:
+        """Drop this step's gradients; the step counter and the schedule advance (as AMP's loss scaler does)."""
+        trainer.optimizer.zero_grad(set_to_none=True)
+        with warnings.catch_warnings():  # torch warns when the schedule steps before any optimizer step
+            warnings.simplefilter("ignore", UserWarning)
+            trainer.scheduler.step()
+        trainer.step += 1
+        self.after_skip(trainer)
 
     def after_skip(self, trainer: Any) -> None:
         self.bad_in_a_row += 1

@@ -290,10 +290,7 @@ class Trainer:
                 result.loss = self.parallel.average_gradients([p for g in self.optimizer.param_groups for p in g["params"]], result.loss)
             loss_value = float(result.loss.detach())
             if not self.guard.step_is_finite(loss_value, self.optimizer):  # skipped: weights and optimizer untouched
-                self.optimizer.zero_grad(set_to_none=True)
-                self.scheduler.step()
-                self.step += 1
-                self.guard.after_skip(self)
+                self.guard.skip(self)
                 return result, loss_value
             self.optimizer.step()
             self.scheduler.step()
