@@ -191,10 +191,11 @@ def main() -> None:
     p.add_argument("--device", default="cpu")
     p.add_argument("--tag", default="")
     args = p.parse_args()
-    if args.quick:
-        args.scenes, args.images, args.teacher_steps = ["synthetic"], ["kodim01"], 600
-        args.point_steps, args.render_steps, args.tile_steps, args.finetune_steps = 100, 200, 300, 100
-        args.image_teacher_steps, args.image_steps, args.sdf_steps, args.scratch_cap = 500, 300, 300, 240
+    if args.quick:  # what fits in ~30 min on a contended 2-core CPU
+        args.scenes, args.images, args.teacher_steps, args.students = ["synthetic"], ["kodim01"], 400, ["nerf", "kilonerf", "ff"]
+        args.feature_steps, args.point_steps, args.render_steps, args.tile_steps, args.finetune_steps = 0, 100, 200, 300, 100
+        args.image_teacher_steps, args.image_steps, args.sdf_teacher_steps, args.sdf_steps = 500, 300, 300, 300
+        args.scratch_cap, args.scratch_eval_every = 180.0, 100
     console = Console(stderr=True)
     rows: list[dict] = []
     for scene in args.scenes:
