@@ -11,6 +11,7 @@ from typing import Annotated
 import tyro
 
 from fieldforge.app.cli_train import TYRO_CONF
+from fieldforge.app.validation import validate_config
 from fieldforge.data.errors import InputError
 
 
@@ -188,6 +189,7 @@ def capture_synthetic(argv: list[str], prog: str) -> int:
     from fieldforge.app.demos import write_synthetic_capture
 
     c = tyro.cli(SyntheticCaptureCommand, args=argv, prog=prog, config=TYRO_CONF)
+    validate_config(c)
     if c.views < 1 or c.width < 8 or c.height < 8:
         raise InputError(None, "--views must be ≥ 1 and --width/--height ≥ 8")
     t0 = time.perf_counter()
@@ -219,6 +221,7 @@ def demo(argv: list[str], prog: str) -> int:
     from fieldforge.app.tasks import get_task
 
     config = tyro.cli(DemoConfig, args=argv, prog=prog, config=TYRO_CONF)
+    validate_config(config)
     task = get_task("image")
     if config.method not in task.methods:
         raise InputError(None, f"unknown --method {config.method!r}; choose one of: {', '.join(task.methods)}")
@@ -243,6 +246,7 @@ def demo_nerf(argv: list[str], prog: str) -> int:
     from fieldforge.app.demos import demo_nerf as run_demo
 
     c = tyro.cli(DemoNerfCommand, args=argv, prog=prog, config=TYRO_CONF)
+    validate_config(c)
     t0 = time.perf_counter()
     out = run_demo(c.output_dir, c.steps, c.progress)
     m = out["metrics"]

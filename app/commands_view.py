@@ -32,6 +32,9 @@ def view(argv: list[str], prog: str) -> int:
     from fieldforge.app.viewer.server import Viewer, serve_forever
 
     c = tyro.cli(ViewConfig, args=argv, prog=prog, config=TYRO_CONF)
+    from fieldforge.app.validation import validate_config
+
+    validate_config(c)
     loaded = load_run(c.run, c.step, resolve_device(c.device))
     serve_forever(Viewer(loaded, c.host, c.port, max_resolution=c.max_resolution))
     return 0

@@ -46,7 +46,7 @@ POSITIVE = {
     "supersample", "steps_per_ray", "views", "eval_views", "eval_max_side", "chunk", "max_rays", "render_samples",
     "target_samples", "grid_resolution", "grid_update_every", "contraction_steps", "pool_size", "sign_rays",
     "normal_neighbours", "eval_points", "eval_resolution", "neighbours", "noise_k", "spacing_k", "geo_feat_dim",
-    "longest_axis", "max_side", "frames", "fps", "points", "num_blocks", "blur", "n_bands", "degree",
+    "longest_axis", "max_side", "frames", "fps", "num_blocks", "blur", "n_bands", "degree",
 }
 """Int options that must be ≥ 1 (counts and sizes)."""
 
@@ -90,6 +90,8 @@ RANGES: dict[Any, Range] = {
     "near_plane": NON_NEGATIVE,
     "holdout_every": NON_NEGATIVE,
     ("ExportMeshConfig", "resolution"): Range(8, 4096),
+    ("ExportPointcloudConfig", "points"): Range(1),
+    "port": Range(0, 65535),
     ("ExportMeshConfig", "level"): Range(),
     ("RBFConfig", "log_precision_init"): Range(),
     ("RBFConfig", "center_init"): NON_NEGATIVE,

@@ -37,8 +37,8 @@ class PoisonedTask:
     """Regress a fixed map; on the listed attempts (1-based calls of ``train_step``) the loss is NaN, or
     finite with an infinite gradient (``sqrt`` at 0), or a parameter's first gradient is zero (NaN with ε = 0)."""
 
-    def __init__(self, nan_loss: set[int] = set(), inf_grad: set[int] = set(), nan_from: int | None = None,
-                 zero_grad_at: set[int] = set()) -> None:
+    def __init__(self, nan_loss: frozenset[int] = frozenset(), inf_grad: frozenset[int] = frozenset(), nan_from: int | None = None,
+                 zero_grad_at: frozenset[int] = frozenset()) -> None:
         self.model = Model()
         self.nan_loss, self.inf_grad, self.nan_from, self.zero_grad_at = nan_loss, inf_grad, nan_from, zero_grad_at
         self.attempt = 0
@@ -96,7 +96,7 @@ def checkpoints_are_finite(run: RunDir) -> bool:
 
 @pytest.mark.parametrize("poison", ["nan_loss", "inf_grad"])
 def test_a_non_finite_step_is_skipped(tmp_path: Path, poison: str) -> None:
-    trainer, weights = make_trainer(tmp_path, PoisonedTask(**{poison: {3}}))
+    trainer, weights = make_trainer(tmp_path, PoisonedTask(**{poison: frozenset({3})}))
     trainer.train()
     assert trainer.guard.skipped == 1 and trainer.guard.rollbacks == 0
     assert torch.equal(weights.by_step[3], weights.by_step[2]), "the skipped step changed the weights"
@@ -107,7 +107,7 @@ def test_a_non_finite_step_is_skipped(tmp_path: Path, poison: str) -> None:
 
 
 def test_a_streak_rolls_back_to_the_last_checkpoint_with_a_lower_lr(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
-    task = PoisonedTask(nan_loss=set(range(7, 7 + PATIENCE)))
+    task = PoisonedTask(nan_loss=frozenset(range(7, 7 + PATIENCE)))
     trainer, weights = make_trainer(tmp_path, task)
     lr_before = trainer.scheduler.base_lrs[0]
     trainer.train()
@@ -138,7 +138,7 @@ def test_diverging_before_the_first_checkpoint_stops(tmp_path: Path) -> None:
 
 def test_a_step_that_makes_weights_nan_rolls_back(tmp_path: Path) -> None:
     """Adam with ε = 0 divides 0 by 0 on a parameter's first, all-zero gradient: NaN weights from a finite loss."""
-    task = PoisonedTask(zero_grad_at={6})
+    task = PoisonedTask(zero_grad_at=frozenset({6}))
     trainer, _ = make_trainer(tmp_path, task, eps=0.0)
     trainer.train()
     events = [r for r in map(json.loads, trainer.run.metrics_path.read_text().splitlines()) if r.get("event") == "rollback"]
