@@ -349,7 +349,24 @@ def capture_metadata(capture: Capture) -> dict:
         "image_paths": [str(p) for p in capture.image_paths],
         "downscale": capture.downscale,
         "transfer": capture.transfer,
+        **sparse_points_preview(capture),
     }
+
+
+SPARSE_PREVIEW_POINTS = 4096
+"""Sparse points kept in capture.json for the viewer (a deterministic subsample, normalized frame)."""
+
+
+def sparse_points_preview(capture: Capture) -> dict:
+    """``{"sparse_points": {"xyz": [[x, y, z], …], "rgb": …}}`` (≤ SPARSE_PREVIEW_POINTS), or nothing."""
+    if capture.points is None or len(capture.points) == 0:
+        return {}
+    pts = capture.points.float()
+    keep = torch.randperm(len(pts), generator=torch.Generator().manual_seed(0))[:SPARSE_PREVIEW_POINTS]
+    out = {"xyz": [[round(v, 5) for v in p] for p in pts[keep].tolist()]}
+    if capture.point_colors is not None:
+        out["rgb"] = [[round(v, 3) for v in c] for c in capture.point_colors.float()[keep].tolist()]
+    return {"sparse_points": out}
 
 
 

@@ -73,7 +73,7 @@ class FieldRenderer:
             r1 = min(height, r0 + rows)
             band = intr.clone()
             band[3] -= r0  # the band is the same pinhole camera with its principal point shifted up
-            with guard(), torch.no_grad():
+            with guard(), torch.no_grad(), truncated_levels(self.model, mode):
                 parts.append(self.render_band(view.c2w, band, width, r1 - r0, mode))
         out = {k: torch.cat([p[k] for p in parts]) for k in parts[0]}
         return to_uint8(self.finish(out, mode))
@@ -83,6 +83,19 @@ class FieldRenderer:
 
     def finish(self, out: dict[str, Tensor], mode: str) -> Tensor:
         return out["rgb"]
+
+
+@contextlib.contextmanager
+def truncated_levels(model: torch.nn.Module, mode: str):
+    """Mode "level k": the model's level hierarchies (PINs) evaluate levels 1..k only, for this band."""
+    parts = level_parts(model) if mode.startswith("level ") else []
+    try:
+        for part in parts:
+            part.set_level(int(mode.split()[-1]))
+        yield
+    finally:
+        for part in parts:
+            part.set_level(None)
 
 
 def to_uint8(img: Tensor) -> np.ndarray:
@@ -132,17 +145,40 @@ class RadianceRenderer(FieldRenderer):
 
 @dataclass
 class SDFRenderer(FieldRenderer):
-    """Sphere tracing of ``signed_distance`` inside the unit cube, shaded by finite-difference normals."""
+    """The zero set of a shape field inside the unit cube, shaded by finite-difference normals: sphere tracing
+    of a signed distance (``HasSDF``), or, for an occupancy field (``occupancy_logit``, not a distance), a
+    fixed-step march to the first crossing refined by bisection."""
 
     lo: float = 0.0
     hi: float = 1.0
     steps: int = 64
     epsilon: float = 1e-3
+    occupancy: bool = False
+    """The model gives ``occupancy_logit`` (inside > 0) instead of a signed distance."""
+
+    def signed(self, points: Tensor) -> Tensor:
+        """Negative inside: the signed distance, or minus the occupancy logit."""
+        if self.occupancy:
+            return -self.model(points).occupancy_logit.float()
+        return self.model.signed_distance(points).float()
 
     def render_band(self, c2w, intrinsics, width, height, mode):
         dev = self.device
         o, d = camera_rays(c2w, intrinsics, width, height, dev)
         t0, t1 = box_interval(o, d, self.lo - 0.02, self.hi + 0.02)
+        t, hit, used = (self.march if self.occupancy else self.sphere_trace)(o, d, t0, t1)
+        if mode.endswith(" slice"):
+            return self.slice_band(o, d, width, height)
+        p = o + t[:, None] * d
+        normals = torch.zeros_like(p)
+        if bool(hit.any()):
+            normals[hit] = self.normals(p[hit])
+        return {"hit": hit.reshape(height, width), "normal": normals.reshape(height, width, 3),
+                "depth": t.reshape(height, width), "steps": used.reshape(height, width), "dir": d.reshape(height, width, 3),
+                "point": p.reshape(height, width, 3)}
+
+    def sphere_trace(self, o: Tensor, d: Tensor, t0: Tensor, t1: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """Distances along the rays, hit mask and steps used: steps of 0.9 × the signed distance."""
         t = t0.clone()
         hit = torch.zeros_like(t, dtype=torch.bool)
         alive = t0 < t1
@@ -151,20 +187,34 @@ class SDFRenderer(FieldRenderer):
             if not bool(alive.any()):
                 break
             idx = alive.nonzero().squeeze(-1)
-            s = self.model.signed_distance(o[idx] + t[idx, None] * d[idx]).float()
+            s = self.signed(o[idx] + t[idx, None] * d[idx])
             now_hit = s.abs() < self.epsilon
             hit[idx[now_hit]] = True
             t[idx] = t[idx] + 0.9 * s.clamp(min=-0.05)
             used[idx] = i + 1
             alive[idx] = ~now_hit & (t[idx] < t1[idx]) & (t[idx] >= t0[idx] - 0.05)
-        if mode == "SDF slice":
-            return self.slice_band(o, d, width, height)
-        p = o + t[:, None] * d
-        normals = torch.zeros_like(p)
-        if bool(hit.any()):
-            normals[hit] = self.normals(p[hit])
-        return {"hit": hit.reshape(height, width), "normal": normals.reshape(height, width, 3),
-                "depth": t.reshape(height, width), "steps": used.reshape(height, width), "dir": d.reshape(height, width, 3)}
+        return t, hit, used
+
+    def march(self, o: Tensor, d: Tensor, t0: Tensor, t1: Tensor, samples: int = 128, bisections: int = 6) -> tuple[Tensor, Tensor, Tensor]:
+        """The first outside→inside crossing on ``samples`` even steps through the box, refined by bisection."""
+        n = o.shape[0]
+        frac = (torch.arange(samples + 1, device=o.device, dtype=o.dtype) / samples)
+        ts = t0[:, None] + (t1 - t0).clamp(min=0)[:, None] * frac  # (n, samples+1)
+        vals = self.signed((o[:, None] + ts[..., None] * d[:, None]).reshape(-1, 3)).reshape(n, samples + 1)
+        inside = vals < 0
+        first = torch.where(inside.any(-1), inside.float().argmax(-1), torch.full((n,), samples + 1, device=o.device))
+        hit = (first > 0) & (first <= samples) & (t0 < t1)
+        k = first.clamp(1, samples)
+        lo_t, hi_t = ts.gather(1, (k - 1)[:, None])[:, 0], ts.gather(1, k[:, None])[:, 0]
+        idx = hit.nonzero().squeeze(-1)
+        a, b = lo_t[idx], hi_t[idx]
+        for _ in range(bisections):
+            mid = 0.5 * (a + b)
+            out = self.signed(o[idx] + mid[:, None] * d[idx]) >= 0
+            a, b = torch.where(out, mid, a), torch.where(out, b, mid)
+        t = torch.where(hit, hi_t, t1)
+        t[idx] = 0.5 * (a + b)
+        return t, hit, torch.where(hit, k.float(), torch.full_like(t, float(samples)))
 
     def slice_band(self, o: Tensor, d: Tensor, width: int, height: int) -> dict[str, Tensor]:
         """The signed distance on the plane z = ½ through the cube (red outside, blue inside, dark bands every
@@ -175,7 +225,7 @@ class SDFRenderer(FieldRenderer):
         on = (t > 0) & (p[:, :2] >= self.lo).all(-1) & (p[:, :2] <= self.hi).all(-1)
         rgb = torch.ones(o.shape[0], 3, device=o.device)
         if bool(on.any()):
-            sd = self.model.signed_distance(p[on]).float()
+            sd = self.signed(p[on])
             a = (sd.abs() * 4).clamp(0, 1)[:, None]
             base = torch.where(sd[:, None] > 0, torch.tensor([0.85, 0.35, 0.25], device=o.device), torch.tensor([0.25, 0.45, 0.85], device=o.device))
             col = (1 - a) * 0.97 + a * base
@@ -191,12 +241,12 @@ class SDFRenderer(FieldRenderer):
         for axis in range(3):
             e = torch.zeros(3, device=p.device)
             e[axis] = h
-            grads.append(self.model.signed_distance(p + e).float() - self.model.signed_distance(p - e).float())
+            grads.append(self.signed(p + e) - self.signed(p - e))
         g = torch.stack(grads, dim=-1)
         return g / g.norm(dim=-1, keepdim=True).clamp(min=1e-12)
 
     def finish(self, out, mode):
-        if mode == "SDF slice":
+        if mode.endswith(" slice"):
             return out["slice"]
         hit, n = out["hit"], out["normal"]
         bg = torch.ones(*hit.shape, 3)
@@ -205,7 +255,14 @@ class SDFRenderer(FieldRenderer):
         if mode == "steps":
             s = out["steps"] / self.steps
             return torch.stack([s, 0.3 * torch.ones_like(s), 1 - s], dim=-1)
-        if mode == "shaded":
+        if mode == "SAPE map":  # the surface coloured by its cell's share of unmasked frequencies (dark: few)
+            pm = progress_map(self.model, 3)
+            assert pm is not None
+            res = pm.shape[0]
+            ijk = (out["point"].to(pm.device) * res).long().clamp(0, res - 1)
+            m = pm[ijk[..., 0], ijk[..., 1], ijk[..., 2]].float().cpu()
+            return torch.where(hit[..., None], torch.stack([m, 0.25 + 0.5 * m, 1 - m], dim=-1), bg)
+        if mode == "shaded" or mode.startswith("level "):
             lambert = (-(n * out["dir"]).sum(-1)).clamp(min=0)  # headlight
             shade = (0.15 + 0.85 * lambert)[..., None] * torch.tensor([0.85, 0.8, 0.75])
             return torch.where(hit[..., None], shade, bg)
@@ -251,21 +308,13 @@ class ImageRenderer(FieldRenderer):
 
     def values(self, uv: Tensor, mode: str) -> Tensor:
         if mode == "SAPE map":
-            pm = progress_map(self.model)
+            pm = progress_map(self.model, 2)
             assert pm is not None
             res = pm.shape[0]
             ij = (uv * res).long().clamp(0, res - 1)
             m = pm.to(uv.device)[ij[:, 0], ij[:, 1]].float()
             return m[:, None].expand(-1, 3)
-        parts = level_parts(self.model)
-        level = int(mode.split()[-1]) if mode.startswith("level") else None
-        try:
-            for part in parts:
-                part.set_level(level)
-            vals = self.model(uv).values.float().clamp(0, 1)
-        finally:
-            for part in parts:
-                part.set_level(None)
+        vals = self.model(uv).values.float().clamp(0, 1)
         if vals.shape[-1] == 1:
             vals = vals.expand(-1, 3)
         vals = vals[:, :3]
@@ -276,15 +325,39 @@ class ImageRenderer(FieldRenderer):
 
 def level_parts(model: torch.nn.Module) -> list:
     m = unwrap(model)
+    m = getattr(m, "field", m)  # a radiance model's field
     return [part for part in (getattr(m, "network", None), getattr(m, "encoding", None)) if isinstance(part, HasLevels)]
 
 
-def progress_map(model: torch.nn.Module) -> Tensor | None:
-    enc = getattr(unwrap(model), "encoding", None)
+def progress_map(model: torch.nn.Module, dims: int) -> Tensor | None:
+    """SAPE's per-cell progress of a ``dims``-D field (``None``: the model has none)."""
+    m = unwrap(model)
+    enc = getattr(getattr(m, "field", m), "encoding", None)
     if isinstance(enc, HasProgressMap):
         pm = enc.progress_map()
-        return pm if pm.dim() == 2 else None
+        return pm if pm.dim() == dims else None
     return None
+
+
+def field_modes(model: torch.nn.Module, dims: int) -> list[str]:
+    """The render modes a field adds through its capabilities: PINs levels, SAPE's map."""
+    modes = []
+    parts = level_parts(model)
+    if parts:
+        modes += [f"level {i}" for i in range(1, min(p.n_levels for p in parts) + 1)]
+    if progress_map(model, dims) is not None:
+        modes.append("SAPE map")
+    return modes
+
+
+def has_occupancy_3d(model: torch.nn.Module) -> bool:
+    """A field of 3-D points with an occupancy logit output (the SDF task's occupancy head)."""
+    try:
+        with torch.no_grad():
+            probe = model(torch.full((1, 3), 0.5, device=next(model.parameters()).device))
+    except Exception:  # not a 3-D point field
+        return False
+    return getattr(probe, "occupancy_logit", None) is not None
 
 
 def make_renderer(loaded: LoadedRun) -> FieldRenderer:
@@ -302,17 +375,15 @@ def make_renderer(loaded: LoadedRun) -> FieldRenderer:
         first = c2w[train[0]]
         back = centre + 1.3 * (first[:3, 3] - centre)  # behind the first camera, so its own frustum is in view
         home = Home(back, centre, up)
-        return RadianceRenderer(loaded, ("rgb", "depth", "accumulation"), home, scene.background, scene.ndc, scene.chunk)
-    if isinstance(model, HasSDF):
+        modes = ("rgb", "depth", "accumulation", *[m for m in field_modes(model, 3) if m.startswith("level ")])
+        return RadianceRenderer(loaded, modes, home, scene.background, scene.ndc, scene.chunk)
+    if isinstance(model, HasSDF) or has_occupancy_3d(model):
         home = Home(np.array([1.6, 1.3, 2.0]), np.array([0.5, 0.5, 0.5]), np.array([0.0, 1.0, 0.0]))
-        return SDFRenderer(loaded, ("normals", "shaded", "depth", "steps", "SDF slice"), home)
+        occupancy = not isinstance(model, HasSDF)
+        modes = ("normals", "shaded", "depth", "steps", "occupancy slice" if occupancy else "SDF slice", *field_modes(model, 3))
+        return SDFRenderer(loaded, modes, home, occupancy=occupancy)
     if {"height", "width", "channels"} <= set(info):
-        modes = ["rgb"]
-        parts = level_parts(model)
-        if parts:
-            modes += [f"level {i}" for i in range(1, min(p.n_levels for p in parts) + 1)]
-        if progress_map(model) is not None:
-            modes.append("SAPE map")
+        modes = ["rgb", *field_modes(model, 2)]
         h, w = int(info["height"]), int(info["width"])
         dist = 0.5 / math.tan(math.radians(25)) * 1.1
         home = Home(np.array([0.0, 0.0, dist]), np.zeros(3), np.array([0.0, 1.0, 0.0]))

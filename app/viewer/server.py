@@ -21,12 +21,21 @@ import torch
 from fieldforge.app.loader import LoadedRun, load_run
 from fieldforge.app.viewer.cameras import View, c2w_to_viser, fov_of, ladder, moving_side, viser_to_c2w
 from fieldforge.app.viewer.pacing import Pacer
+from fieldforge.fields.kernels.backends import backends_in_use
 from fieldforge.app.viewer.renderers import FieldRenderer, ImageRenderer, RadianceRenderer, SDFRenderer, make_renderer
 
 STILL_S = 0.15
 """A camera unchanged this long counts as still: refinement starts."""
 LIVE_REFRESH_S = 1.0
 """While training, a still view is redrawn this often (the model changes under it)."""
+
+
+def kernels_line() -> str:
+    """The kernel backend each module of the model runs on (as resolved in this process)."""
+    chosen = backends_in_use()
+    if not chosen:
+        return "kernels: torch (reference)"
+    return "kernels: " + ", ".join(f"{what} → {impl}" for what, impl in sorted(chosen.items()))
 
 
 def is_loopback(host: str) -> bool:
@@ -116,8 +125,9 @@ class Viewer:
             if isinstance(self.renderer, RadianceRenderer):
                 self.show_cameras = gui.add_checkbox("Show cameras", True)
                 self.show_cameras.on_update(lambda _: self._show_cameras(self.show_cameras.value))
-            if isinstance(self.renderer, SDFRenderer):
-                self.show_points = gui.add_checkbox("Show input points", False)
+            if isinstance(self.renderer, SDFRenderer) or "sparse_points" in self.loaded.info:
+                label = "Show sparse points" if isinstance(self.renderer, RadianceRenderer) else "Show input points"
+                self.show_points = gui.add_checkbox(label, False)
                 self.show_points.on_update(lambda _: self._show_points(self.show_points.value))
         self.frusta: list[Any] = []
         self.keyframes: list[View] = []
@@ -174,6 +184,7 @@ class Viewer:
             lines.append(line)
         else:
             lines.append(f"checkpoint step {self.loaded.step}")
+        lines.append(kernels_line())
         if self.evaluations:
             step, m = self.evaluations[-1]
             shown = {k: v for k, v in m.items() if k in ("psnr", "ssim", "chamfer", "chamfer_l1", "iou") and isinstance(v, (int, float))}
@@ -229,6 +240,12 @@ class Viewer:
                                                    image=thumbs.get(i))
                 self.frusta.append(frustum)
                 self._on_frustum_click(frustum, cams.camera_to_world[i], fov_of(cams.intrinsics[i], h))
+            sparse = info.get("sparse_points")
+            if sparse:
+                pts = np.asarray(sparse["xyz"], dtype=np.float32)
+                colours = np.asarray(sparse["rgb"], dtype=np.float32) if "rgb" in sparse else np.full_like(pts, 0.3)
+                self.input_points = scene.add_point_cloud("/sparse_points", pts, (colours * 255).astype(np.uint8),
+                                                          point_size=0.004 * diag, visible=False)
         elif isinstance(r, SDFRenderer):
             _add_box_edges(scene, "/unit_cube", np.zeros(3), np.ones(3))
             with contextlib.suppress(Exception):  # the training input moved or changed: no points, the view still works
@@ -348,6 +365,8 @@ class Viewer:
         state.client.scene.set_background_image(img, format="jpeg", jpeg_quality=90)
         state.last_image = img
         state.frames += 1
+        if self.frames_sent == 0:  # the model's first forward decided its kernel backends
+            self.stats_md.content = self._stats_text()
         state.last_frame = time.perf_counter()
         state.last_model = self.model_version
         self.frames_sent += 1

@@ -8,6 +8,7 @@ colours as stored values). Normalization as nerfstudio's COLMAP parser: mean up 
 scale cameras into ``[-1, 1]^3``.
 """
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -74,7 +75,8 @@ def parse_colmap(path: str | Path, options: CaptureOptions = CaptureOptions()) -
         if not np.isfinite(w2c).all():
             raise InputError(model_dir, f"image {img.name}: pose contains NaN or infinite values")
         c2w = np.linalg.inv(w2c) @ OPENCV_TO_OPENGL
-        if Path(img.name).is_absolute() or not (images_dir / img.name).resolve().is_relative_to(images_dir.resolve()):
+        inside = Path(os.path.normpath(images_dir.absolute() / img.name)).is_relative_to(os.path.normpath(images_dir.absolute()))
+        if Path(img.name).is_absolute() or not inside:  # lexically: symlinks the user placed are followed
             raise InputError(model_dir, f"image {img.name!r}: names must be relative to the images folder")
         frames.append(FrameSpec(images_dir / img.name, c2w, intr, int(cam.width), int(cam.height), dist, name=img.name))
     if not frames:

@@ -50,7 +50,7 @@ class FourierFeatureEncoding(Encoding):
         w = self.feature_weights(x)
         if w is not None:
             feats = feats * (w[..., None] if w.ndim == 2 else w[None, :, None]).to(feats.dtype)
-        feats = feats.reshape(x.shape[0], -1)
+        feats = feats.reshape(x.shape[0], 2 * angles.shape[-1])
         if self.config.include_input:
             return torch.cat([unit_to_signed(x), feats], dim=-1)
         return feats

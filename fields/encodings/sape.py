@@ -136,8 +136,8 @@ class SAPEEncoding(FourierFeatureEncoding):
         index = (c0[..., None] - r + o).clamp(0, self.res - 1) * self.strides[None, :, None]  # (n, d, k+1)
         idx, w = index[:, 0], weight[:, 0]
         for a in range(1, self.in_dim):
-            idx = (idx[:, :, None] + index[:, a, None, :]).reshape(x.shape[0], -1)
-            w = (w[:, :, None] * weight[:, a, None, :]).reshape(x.shape[0], -1)
+            idx = (idx[:, :, None] + index[:, a, None, :]).reshape(x.shape[0], (k + 1) ** (a + 1))
+            w = (w[:, :, None] * weight[:, a, None, :]).reshape(x.shape[0], (k + 1) ** (a + 1))
         return idx, w
 
     # -- mask -------------------------------------------------------------------------------------

@@ -24,6 +24,7 @@ Backend = Literal["torch", "triton", "tcnn", "auto"]
 Impl = Literal["torch", "triton", "tcnn"]
 
 _logged: set[str] = set()
+_in_use: dict[str, str] = {}
 
 
 @lru_cache(maxsize=None)
@@ -63,7 +64,20 @@ def log_once(message: str, level: int = logging.INFO) -> None:
         log.log(level, message)
 
 
-def choose_backend(
+def choose_backend(what: str, requested: Backend, device: torch.device, triton_unsupported: str | None,
+                   tcnn_unsupported: str | None) -> Impl:
+    """Resolve a requested backend for tensors on ``device`` (see ``_resolve``) and remember the decision."""
+    impl = _resolve(what, requested, device, triton_unsupported, tcnn_unsupported)
+    _in_use[what] = impl
+    return impl
+
+
+def backends_in_use() -> dict[str, Impl]:
+    """The backend each kind of module resolved to in this process, most recent decision (for the viewer)."""
+    return dict(_in_use)
+
+
+def _resolve(
     what: str,
     requested: Backend,
     device: torch.device,
@@ -155,4 +169,4 @@ class hopper_mma_v2:
             os.environ["DISABLE_MMA_V3"] = self._old
 
 
-__all__ = ["Backend", "Impl", "choose_backend", "hash_grid_triton_unsupported", "hopper_mma_v2", "has_tcnn", "has_triton", "log_once", "triton_interpreting"]
+__all__ = ["Backend", "Impl", "backends_in_use", "choose_backend", "hash_grid_triton_unsupported", "hopper_mma_v2", "has_tcnn", "has_triton", "log_once", "triton_interpreting"]
