@@ -69,7 +69,7 @@ def distill(argv: list[str], prog: str) -> int:
             raise InputError(None, "stage steps must be ≥ 0")
         if not (0.0 <= c.options.virtual_views <= 1.0 and 0.0 <= c.options.hard_rays < 1.0):
             raise InputError(None, "--virtual-views must be in [0, 1] and --hard-rays in [0, 1)")
-        teacher = load_teacher(c.options.teacher, resolve_device(c.device), c.options.teacher_step)
+        teacher = load_teacher(c.options.teacher, resolve_device(c.device), c.options.teacher_step, c.options.trust_checkpoint)
         config = distill_config(
             teacher, c.method, c.options, output_dir=c.output_dir, name=c.name, device=c.device, seed=c.seed,
             eval_every=c.eval_every, checkpoint_every=c.checkpoint_every, progress=c.progress,

@@ -59,3 +59,34 @@ def test_require_says_how_to_install(tmp_path):
     with pytest.raises(InputError, match=r'pip install "fieldforge\[nerfstudio\]"') as e:
         require("nerfstudio", tmp_path / "config.yml", "a nerfstudio teacher")
     assert str(tmp_path / "config.yml") in str(e.value)
+
+
+NS_CONFIG_HEAD = "!!python/object:nerfstudio.engine.trainer.TrainerConfig\n_target: !!python/name:nerfstudio.engine.trainer.Trainer ''\n"
+"""The first lines nerfstudio writes into a run's config.yml."""
+
+
+@pytest.mark.skipif(importlib.util.find_spec("nerfstudio") is not None, reason="nerfstudio is installed here: the hint is for installs without it")
+def test_distill_from_a_nerfstudio_run_says_how_to_install(capsys, tmp_path):
+    """`fieldforge distill --teacher RUN/config.yml` without the extra: exit 2, one line, nothing written."""
+    from fieldforge.app.cli import main
+
+    run = tmp_path / "ns-run"
+    run.mkdir()
+    (run / "config.yml").write_text(NS_CONFIG_HEAD)
+    out = tmp_path / "outputs"
+    code = main(["distill", "--teacher", str(run / "config.yml"), "--method", "ngp", "--trust-checkpoint", "True", "--output-dir", str(out)])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1
+    assert str(run / "config.yml") in err and 'pip install "fieldforge[nerfstudio]"' in err
+    assert not out.exists()
+
+
+def test_nerfstudio_runs_are_recognised_without_importing_nerfstudio(tmp_path):
+    from fieldforge.app.integrations.nerfstudio.teacher import is_nerfstudio_run
+
+    (tmp_path / "config.yml").write_text(NS_CONFIG_HEAD)
+    assert is_nerfstudio_run(tmp_path) and is_nerfstudio_run(tmp_path / "config.yml")
+    (tmp_path / "config.yaml").write_text("a FieldForge run\n")  # a FieldForge run folder is not a nerfstudio run
+    assert not is_nerfstudio_run(tmp_path)
+    (tmp_path / "other.yml").write_text("key: value\n")
+    assert not is_nerfstudio_run(tmp_path / "other.yml")

@@ -87,7 +87,23 @@ def _load_run(path: Path, device: torch.device, step: int | None, trust_checkpoi
     return Teacher(model, loaded.kind, loaded.info, loaded.frame, loaded.run.path.resolve(), loaded.step, loaded.config.method, loaded.config)
 
 
-TEACHER_LOADERS: list[TeacherLoader] = [TeacherLoader("fieldforge run", _is_run, _load_run)]
+def _is_nerfstudio_run(path: Path) -> bool:
+    from fieldforge.app.integrations.nerfstudio.teacher import is_nerfstudio_run
+
+    return is_nerfstudio_run(path)
+
+
+def _load_nerfstudio_run(path: Path, device: torch.device, step: int | None, trust_checkpoint: bool) -> Teacher:
+    """A nerfstudio ``config.yml`` (issue 17; needs the nerfstudio extra, says how to install it otherwise)."""
+    from fieldforge.app.integrations.nerfstudio.teacher import load_nerfstudio_teacher
+
+    return Teacher(**load_nerfstudio_teacher(path, device, step, trust_checkpoint))
+
+
+TEACHER_LOADERS: list[TeacherLoader] = [
+    TeacherLoader("fieldforge run", _is_run, _load_run),
+    TeacherLoader("nerfstudio run (config.yml)", _is_nerfstudio_run, _load_nerfstudio_run),
+]
 """Tried in order by ``load_teacher`` (append loaders for other tools' checkpoints)."""
 
 

@@ -37,6 +37,8 @@ class DistillOptions:
     """Teacher checkpoint step (default: its newest; the step used is recorded)."""
     teacher_method: str = ""
     """The teacher's method (recorded)."""
+    trust_checkpoint: bool = False
+    """Load a teacher stored as a pickle (a nerfstudio config.yml and checkpoint): loading it runs code from it."""
     image_steps: int = 1000
     """Images: steps regressing the teacher at uniform + jittered sub-pixel coordinates."""
     sdf_steps: int = 600
@@ -166,7 +168,8 @@ class DistillTaskDefinition(TaskDefinition):
         from fieldforge.app.distill.teacher import load_teacher
         from fieldforge.app.trainer import resolve_device
 
-        teacher = load_teacher(config.distill.teacher, resolve_device(config.trainer.device), config.distill.teacher_step)
+        teacher = load_teacher(config.distill.teacher, resolve_device(config.trainer.device), config.distill.teacher_step,
+                               config.distill.trust_checkpoint)
         if teacher.signal != self.name:
             raise InputError(config.distill.teacher, f"the teacher is a {teacher.signal} run; a {self.name} student needs a {self.name} teacher")
         return PreparedDistill(self.student.prepare(config), teacher)
