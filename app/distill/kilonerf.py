@@ -25,8 +25,6 @@ from fieldforge.app.tasks.base import TaskContext
 from fieldforge.app.trainer import StepContext, StepResult, Track
 from fieldforge.fields import kilonerf as kn
 
-L2_VIEW_DEPENDENT = 1e-6
-"""λ of the fine-tuning L2 on the view-dependent layers (KiloNeRF)."""
 HELD_OUT_PER_TILE = 16
 
 
@@ -59,8 +57,7 @@ class KiloNerfDistillTask(NerfDistillTask):
     def train_step(self, ctx: StepContext) -> StepResult:
         if ctx.stage.name == "finetune":
             result = self.student.train_step(ctx)
-            reg = sum(p.norm() for p in kn.view_dependent_parameters(self.model))
-            result.loss = result.loss + L2_VIEW_DEPENDENT * reg
+            result.loss = result.loss + kn.view_dependent_penalty(self.model).to(result.loss.device)
             return result
         points, ids = kn.sample_in_tiles(self.model, self.per_tile, self.generator)
         dirs = torch.nn.functional.normalize(torch.randn(points.shape[0], 3, generator=self.generator), dim=-1).to(self.device)
