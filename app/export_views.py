@@ -23,6 +23,7 @@ from fieldforge.data.camera_paths import camera_path
 from fieldforge.data.captures.capture import Cameras
 from fieldforge.data.errors import InputError
 from fieldforge.data.formats import ColourSpace, encode_ply, encode_png, quantize
+from fieldforge.data.memory import require_memory
 from fieldforge.fields.capabilities import Renderable
 
 Device = Literal["auto", "cpu", "cuda"]
@@ -209,6 +210,9 @@ def export_video(config: ExportVideoConfig) -> tuple[Path, dict]:
     fx, fy, _, _ = cams.intrinsics[ref].tolist()
     sx, sy = w / float(cams.width[ref]), h / float(cams.height[ref])
     intr = torch.tensor([fx * sx, fy * sy, w / 2, h / 2])
+    # every 8-bit frame is kept until encoding; one frame's pixel grid, rgb/depth/opacity and quantized copy besides
+    require_memory(config.frames * w * h * 3 + w * h * (2 + 5 + 3) * 4, f"a {config.frames}-frame {w}×{h} video",
+                   "use a smaller --scale or fewer --frames")
     out = config.output or loaded.run.exports_dir / f"video-{config.path}-step{loaded.step:06d}.mp4"
     frames = [quantize(scene.render(torch.from_numpy(p).float(), intr, w, h)[0])
               for p in track(poses, description="render video frames", console=console, transient=True)]
