@@ -102,7 +102,7 @@ def test_view_dependent_groups_are_exactly_the_colour_tile_bank():
     # the penalty is λ Σ‖p‖₂ over exactly those tensors, and its gradient reaches only them
     colour = list(model.field.radiance_head.color_network.parameters())
     penalty = kn.view_dependent_penalty(model, weight=0.5)
-    assert float(penalty) == pytest.approx(0.5 * sum(float(p.detach().double().norm()) for p in colour), rel=1e-6)
+    assert float(penalty.detach()) == pytest.approx(0.5 * sum(float(p.detach().double().norm()) for p in colour), rel=1e-6)
     penalty.backward()
     assert all(p.grad is not None for p in colour) and all(p.grad is None for p in model.field.network.parameters())
 
