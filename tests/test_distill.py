@@ -283,3 +283,33 @@ def test_bad_inputs_are_one_line(image_teacher, tmp_path, capsys) -> None:
         assert main(argv) == 2
         err = capsys.readouterr().err.strip()
         assert len(err.splitlines()) == 1 and message in err, err
+
+
+def test_kilonerf_distills_per_tile_then_finetunes_with_the_teachers_grid(capture) -> None:
+    from fieldforge.app.distill.kilonerf import KiloNerfDistillTask
+    from fieldforge.app.tasks.distill import distill_stages
+    from fieldforge.app.tasks.nerf import TASK as NERF
+    from fieldforge.app.tasks.nerf import capture_metadata
+
+    config = tiny_nerf_config("kilonerf")
+    config = replace(config, field=replace(config.field, network=replace(config.field.network, longest_axis=3),
+                                           radiance=replace(config.field.radiance, color_network=replace(config.field.radiance.color_network, longest_axis=3))))
+    info = capture_metadata(capture)
+    torch.manual_seed(0)
+    model = NERF.build_model(config, info)
+    teacher = Teacher(Blob(model.scene_box.mean(0)), "nerf", info, None, Path("analytic"), 0)
+    task = KiloNerfDistillTask(model, teacher, NERF.build_task(config, model, capture, CPU), config, CPU)
+    assert task.n_tiles == 27 and task.per_tile == 4096 // 27
+    assert model.render_config.early_stop_eps == 0.01  # KiloNeRF's early ray termination
+    grid = model.grid.binary.clone()
+    assert 0 < float(grid.float().mean()) < 1
+    with torch.no_grad():
+        before = task.evaluate(0, False, lambda x, d="": x)
+    stages = [replace(s, steps=n) for s, n in zip(distill_stages(config, "nerf"), (80, 3))]
+    assert [s.name for s in stages] == ["tiles", "finetune"]
+    run_steps(task, stages, 1e-2)
+    with torch.no_grad():
+        after = task.evaluate(83, False, lambda x, d="": x)
+    assert after["tile_q99_max"] < 0.5 * before["tile_q99_max"], (before, after)  # every tile learned its cell
+    assert after["teacher_psnr"] > before["teacher_psnr"] + 5, (before, after)
+    assert torch.equal(model.grid.binary, grid)  # fine-tuning keeps the teacher's grid

@@ -244,6 +244,11 @@ def distill_config(teacher: Any, method: str, options: DistillOptions, **trainer
         hint = f" ({method!r} is a {' / '.join(others)} method)" if others else ""
         raise InputError(None, f"--method {method!r} is not a {teacher.signal} method{hint} (the teacher is a {teacher.signal} run): choose one of {', '.join(task.methods)}")
     base = task.preset_config(method)
+    from fieldforge.app.trainer import resolve_device
+
+    device = resolve_device(trainer.get("device", "auto"))
+    if method == task.default_method(device):
+        base = task.sized_for(base, device)  # the default method with its device sizes, as `train` gives it
     if teacher.config is not None:
         names = {f.name for f in dataclasses.fields(task.config_type)} - set(STUDENT_KEEPS_OWN)
         base = replace(base, **{n: getattr(teacher.config, n) for n in names})
