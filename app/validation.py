@@ -95,6 +95,7 @@ RANGES: dict[Any, Range] = {
     ("ExportMeshConfig", "level"): Range(),
     ("RBFConfig", "log_precision_init"): Range(),
     ("RBFConfig", "center_init"): NON_NEGATIVE,
+    ("TileBankConfig", "resolution"): Range(1),
     ("RadianceHeadConfig", "density_bias"): Range(),
     "max_log2_frequency": Range(),
 }

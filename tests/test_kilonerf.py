@@ -197,3 +197,17 @@ def test_train_image_kilonerf_from_the_cli_then_load_run(tmp_path: Path, capsys)
     xy = torch.tensor([[0.0, 0.0], [1.0, 1.0], [0.5, 0.26]])
     assert kn.tile_ids(loaded.model, xy).tolist() == [0, 255, 8 * 16 + 4]
     assert torch.equal(kn.tile_ids(loaded.model, xy), tile_index(loaded.model.to_unit(xy), (16, 16))[0])
+
+
+def test_a_zero_tile_count_is_one_error_line_before_anything_is_written(tmp_path: Path, capsys):
+    from fieldforge.app.cli import main
+    from fieldforge.data.images import encode_image
+    from fieldforge.data.synthetic import test_image
+
+    img = tmp_path / "img.png"
+    img.write_bytes(encode_image(test_image(16, 16), "png"))
+    rc = main(["train", "image", "--data", str(img), "--method", "kilonerf", "--field.network.resolution", "0", "4",
+               "--output-dir", str(tmp_path / "runs"), "--progress", "False"])
+    assert rc == 2
+    assert "--field.network.resolution must be ≥ 1" in capsys.readouterr().err
+    assert not (tmp_path / "runs").exists()
