@@ -292,24 +292,24 @@ def test_kilonerf_distills_per_tile_then_finetunes_with_the_teachers_grid(captur
     from fieldforge.app.tasks.nerf import capture_metadata
 
     config = tiny_nerf_config("kilonerf")
-    config = replace(config, field=replace(config.field, network=replace(config.field.network, longest_axis=3),
+    config = replace(config, distill=replace(config.distill, batch_size=2048), field=replace(config.field, network=replace(config.field.network, longest_axis=3),
                                            radiance=replace(config.field.radiance, color_network=replace(config.field.radiance.color_network, longest_axis=3))))
     info = capture_metadata(capture)
     torch.manual_seed(0)
     model = NERF.build_model(config, info)
     teacher = Teacher(Blob(model.scene_box.mean(0)), "nerf", info, None, Path("analytic"), 0)
     task = KiloNerfDistillTask(model, teacher, NERF.build_task(config, model, capture, CPU), config, CPU)
-    assert task.n_tiles == 27 and task.per_tile == 4096 // 27
+    assert task.n_tiles == 27 and task.per_tile == 2048 // 27
     assert model.render_config.early_stop_eps == 0.01  # KiloNeRF's early ray termination
     grid = model.grid.binary.clone()
     assert 0 < float(grid.float().mean()) < 1
     with torch.no_grad():
         before = task.evaluate(0, False, lambda x, d="": x)
-    stages = [replace(s, steps=n) for s, n in zip(distill_stages(config, "nerf"), (80, 3))]
+    stages = [replace(s, steps=n) for s, n in zip(distill_stages(config, "nerf"), (50, 3))]
     assert [s.name for s in stages] == ["tiles", "finetune"]
     run_steps(task, stages, 1e-2)
     with torch.no_grad():
-        after = task.evaluate(83, False, lambda x, d="": x)
+        after = task.evaluate(53, False, lambda x, d="": x)
     assert after["tile_q99_max"] < 0.5 * before["tile_q99_max"], (before, after)  # every tile learned its cell
     assert after["teacher_psnr"] > before["teacher_psnr"] + 5, (before, after)
     assert torch.equal(model.grid.binary, grid)  # fine-tuning keeps the teacher's grid
