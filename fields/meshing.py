@@ -294,6 +294,35 @@ def extract_mesh(
     return mesh, {"evaluated": evaluated, "dense": R**3, "peak_slab_voxels": peak, "unmatched": unmatched, "welded": len(alias)}
 
 
+def drop_small_components(mesh: MeshData, min_fraction: float = 0.01) -> tuple[MeshData, int]:
+    """The mesh without the connected components (faces sharing vertices) whose area is below ``min_fraction``
+    of the largest one's, and how many were dropped; unused vertices are removed, normals/colours kept."""
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    if mesh.n_faces == 0 or min_fraction <= 0:
+        return mesh, 0
+    f = mesh.faces.astype(np.int64)
+    n = mesh.n_vertices
+    graph = coo_matrix((np.ones(2 * len(f)), (np.concatenate([f[:, 0], f[:, 1]]), np.concatenate([f[:, 1], f[:, 2]]))), shape=(n, n))
+    n_comp, label = connected_components(graph, directed=False)
+    if n_comp == 1:
+        return mesh, 0
+    a, b, c = (mesh.vertices[f[:, i]] for i in range(3))
+    area = np.bincount(label[f[:, 0]], weights=0.5 * np.linalg.norm(np.cross(b - a, c - a), axis=1), minlength=n_comp)
+    used = np.bincount(label[f[:, 0]], minlength=n_comp) > 0
+    keep_comp = area >= min_fraction * area.max()
+    dropped = int((used & ~keep_comp).sum())
+    if dropped == 0:
+        return mesh, 0
+    faces = f[keep_comp[label[f[:, 0]]]]
+    kept = np.unique(faces)
+    remap = np.full(n, -1, dtype=np.int64)
+    remap[kept] = np.arange(len(kept))
+    pick = lambda x: None if x is None else x[kept]  # noqa: E731
+    return MeshData(mesh.vertices[kept], remap[faces], pick(mesh.normals), pick(mesh.colours)), dropped
+
+
 def _weld(verts: np.ndarray, faces: np.ndarray, alias: dict[int, int]) -> tuple[np.ndarray, np.ndarray]:
     """Merge aliased vertices, drop the triangles that collapse (an edge collapse of zero length), renumber."""
     canonical = np.arange(len(verts))
@@ -352,4 +381,4 @@ def _cull(
     return near, parent_fill, evaluated
 
 
-__all__ = ["MeshData", "extract_mesh", "grid_axes", "marching_cubes", "vertex_normals"]
+__all__ = ["MeshData", "drop_small_components", "extract_mesh", "grid_axes", "marching_cubes", "vertex_normals"]

@@ -1,0 +1,159 @@
+"""Signed distance targets for point clouds: a noise-adaptive IMLS implicit of the oriented points.
+
+Kolluri's implicit moving least squares (IMLS, SIGGRAPH 2008 / Öztireli et al. 2009): with the ``k``
+nearest input points ``p_j`` (unit normals ``n_j``) of a query ``q``,
+
+    f(q) = Σ_j w_j (q − p_j)·n_j / Σ_j w_j,    w_j = exp(−‖q − p_j‖² / h_j²),
+
+a weighted average of the neighbours' tangent-plane distances. Its zero set passes through the points'
+local mean, so it **averages noise** instead of fitting it, and between sparse points it blends their
+tangent planes. The bandwidth is per point, ``h_j = max(spacing_scale · s_j, noise_scale · σ_j)``, where
+``s_j`` is the distance to the ``spacing_k``-th neighbour (point density) and ``σ_j`` the median over the
+neighbourhood of the PCA residual (the standard deviation across the local plane: scan noise): clean
+dense scans keep a small bandwidth (detail), noisy or sparse ones get a wider one.
+
+Far from the points (nearest point farther than ``far`` bandwidths) the magnitude is the distance to the
+nearest point and the sign comes from the **generalized winding number** of the oriented points (Barill et
+al. 2018: ``w(q) = Σ_j a_j (p_j − q)·n_j / (4π‖p_j − q‖³)`` with area ``a_j`` from the local density; inside
+where ``w > ½``), a global vote that the nearest points' planes cannot give beside thin parts and tips; so
+the field has the right sign and slope everywhere in the cube and no surface in empty space.
+
+These values are the *targets* a neural field is fitted to (``fieldforge train sdf`` on a point cloud);
+the network's smooth fit is what is meshed.
+"""
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from jaxtyping import Float
+from torch import Tensor
+
+from fieldforge.data.pointclouds import SDFSamples
+
+
+@dataclass(frozen=True)
+class PointCloudSDFConfig:
+    """Parameters of the IMLS targets (unit-cube units are those of the normalized cloud)."""
+
+    neighbours: int = 16
+    """k: input points that vote for each query."""
+    spacing_k: int = 3
+    """The bandwidth's density term uses the distance to this many-th nearest neighbour."""
+    spacing_scale: float = 0.5
+    """h ≥ spacing_scale × that distance (bridges sparse points). Wider kernels shift the zero set off curved
+    surfaces (by ≈ h²κ/2): on a 3,000-point torus scan the zero set's Chamfer is 0.16% of the diagonal with
+    (6, 1.0), 0.08% with (3, 0.8), 0.045% with (3, 0.5) or (3, 0.4), 0.05% with (3, 0.3)."""
+    noise_k: int = 16
+    """Neighbours of the PCA whose residual estimates the scan noise."""
+    noise_scale: float = 3.0
+    """h ≥ noise_scale × the noise estimate (averages noise over ≈ (noise_scale)² × more points)."""
+    far: float = 2.5
+    """Beyond this many bandwidths from the nearest point the magnitude is the distance to it (blended in
+    from ``far`` to 2·``far``) and the sign the winding number's."""
+    winding_points: int = 1500
+    """Oriented points (a random subset, areas scaled up) in the winding-number sum: its cost per query."""
+
+
+class PointCloudSDF:
+    """Approximate signed distance of an oriented point cloud (negative inside, against the normals)."""
+
+    def __init__(self, points: Float[Tensor, "n 3"], normals: Float[Tensor, "n 3"], config: PointCloudSDFConfig = PointCloudSDFConfig()) -> None:
+        from scipy.spatial import cKDTree
+
+        if points.shape != normals.shape or points.ndim != 2 or points.shape[1] != 3:
+            raise ValueError(f"points and normals must both be (n, 3), got {tuple(points.shape)} and {tuple(normals.shape)}")
+        self.config = config
+        self.points = points.double().numpy()
+        self.normals = normals.double().numpy()
+        self.tree = cKDTree(self.points)
+        n = self.points.shape[0]
+        kmax = min(n - 1, max(config.spacing_k, config.noise_k))
+        dist, idx = self.tree.query(self.points, k=kmax + 1, workers=-1)
+        self.spacing = dist[:, min(config.spacing_k, kmax)]
+        self.noise = local_noise(self.points, idx[:, : min(config.noise_k, kmax) + 1])
+        self.bandwidth = np.maximum(config.spacing_scale * self.spacing, config.noise_scale * self.noise).clip(1e-6)
+        """Per-point h, ``(n,)``."""
+        area = np.pi * self.spacing**2 / max(1, min(config.spacing_k, kmax))  # π r_k² / k: area per point at that density
+        keep = np.random.default_rng(0).permutation(n)[: config.winding_points]
+        self.dipoles = (
+            torch.from_numpy(self.points[keep]).float(),
+            torch.from_numpy(self.normals[keep] * (area[keep] * area.sum() / area[keep].sum())[:, None]).float(),
+        )
+        """Winding-number dipoles: positions and area-weighted normals ``(w, 3)`` each (areas sum to the full cloud's)."""
+
+    def __call__(self, query: Float[Tensor, "m 3"], chunk: int = 131072) -> Float[Tensor, " m"]:
+        """Signed distance targets at ``query`` ``(m, 3)`` → ``(m,)`` float32."""
+        q = query.double().numpy()
+        out = np.empty(q.shape[0])
+        for s in range(0, q.shape[0], chunk):
+            out[s : s + chunk] = self._values(q[s : s + chunk])
+        return torch.from_numpy(out).float()
+
+    def _values(self, q: np.ndarray) -> np.ndarray:
+        k = min(self.config.neighbours, self.points.shape[0])
+        dist, idx = self.tree.query(q, k=k, workers=-1)
+        dist, idx = dist.reshape(len(q), k), idx.reshape(len(q), k)
+        h = self.bandwidth[idx]
+        plane = np.einsum("mkc,mkc->mk", q[:, None, :] - self.points[idx], self.normals[idx])
+        logw = -((dist / h) ** 2)
+        w = np.exp(logw - logw.max(axis=1, keepdims=True))
+        f = (w * plane).sum(axis=1) / w.sum(axis=1)
+        d0 = dist[:, 0]
+        t = np.clip(d0 / (self.config.far * h[:, 0]) - 1.0, 0.0, 1.0)  # 0 near the points, 1 beyond 2·far bandwidths
+        sign = np.where(f < 0, -1.0, 1.0)
+        far = t > 0
+        if far.any():
+            sign[far] = np.where(self.winding_number(torch.from_numpy(q[far]).float()).numpy() > 0.5, -1.0, 1.0)
+        return (1.0 - t) * f + t * sign * np.maximum(np.abs(f), d0)
+
+    def winding_number(self, query: Float[Tensor, "m 3"], chunk: int = 2048) -> Float[Tensor, " m"]:
+        """Generalized winding number of the oriented points at ``query``: ≈1 inside, ≈0 outside ``(m,)``."""
+        pos, an = self.dipoles
+        pn, p2 = (pos * an).sum(-1), (pos * pos).sum(-1)
+        out = []
+        for q in query.split(chunk):  # (p − q)·a n and ‖p − q‖² by matrix products: (c, w) temporaries only
+            num = pn[None, :] - q @ an.T
+            d2 = (p2[None, :] + (q * q).sum(-1, keepdim=True) - 2 * q @ pos.T).clamp_min(1e-12)
+            out.append((num * d2.rsqrt() / d2).sum(-1) / (4 * np.pi))
+        return torch.cat(out) if out else torch.zeros(0)
+
+
+def local_noise(points: np.ndarray, neighbourhoods: np.ndarray) -> np.ndarray:
+    """Per point: the median over its neighbourhood of the PCA residual (std across the best-fit plane) ``(n,)``."""
+    nb = points[neighbourhoods]  # (n, k, 3)
+    c = nb - nb.mean(axis=1, keepdims=True)
+    cov = np.einsum("nki,nkj->nij", c, c) / nb.shape[1]
+    residual = np.sqrt(np.linalg.eigvalsh(cov)[:, 0].clip(0.0))
+    return np.median(residual[neighbourhoods], axis=1)
+
+
+def pointcloud_sdf_samples(
+    points: Float[Tensor, "n 3"],
+    normals: Float[Tensor, "n 3"],
+    n: int,
+    sigmas: tuple[float, ...] = (0.002, 0.01, 0.04),
+    uniform_fraction: float = 0.2,
+    config: PointCloudSDFConfig = PointCloudSDFConfig(),
+    seed: int = 0,
+) -> SDFSamples:
+    """A training pool like a mesh's (``mesh_sdf_samples``) with IMLS targets: ``n`` points, a
+    ``uniform_fraction`` uniform in the unit cube, the rest input points perturbed by N(0, σ²), σ cycling
+    through ``sigmas`` and one band at each point's bandwidth ``h`` (so sparse and noisy scans get
+    samples across their whole uncertain band)."""
+    sdf_fn = PointCloudSDF(points, normals, config)
+    gen = torch.Generator().manual_seed(seed)
+    n_uniform = int(round(n * uniform_fraction))
+    n_near = n - n_uniform
+    j = torch.randint(0, points.shape[0], (n_near,), generator=gen)
+    bands = torch.arange(n_near) % (len(sigmas) + 1)
+    sigma = torch.tensor((*sigmas, 0.0), dtype=torch.float32)[bands]
+    local = torch.from_numpy(sdf_fn.bandwidth).float()[j]
+    sigma = torch.where(bands == len(sigmas), local, sigma)
+    near = points.float()[j] + torch.randn(n_near, 3, generator=gen) * sigma[:, None]
+    pts = torch.cat([near, torch.rand(n_uniform, 3, generator=gen)]).clamp(0.0, 1.0)
+    sdf = sdf_fn(pts)
+    return SDFSamples(points=pts, sdf=sdf, occupancy=(sdf < 0).float())
+
+
+__all__ = ["PointCloudSDF", "PointCloudSDFConfig", "local_noise", "pointcloud_sdf_samples"]
