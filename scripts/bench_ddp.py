@@ -32,7 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_common import ROOT, cpu_name, public_args  # noqa: E402
 
 SHARED = ROOT.parent / "shared" / "data"
-console = Console()
+console = Console(width=140)
 
 TASK_ARGS = {
     # kodim01 at 1/4 (192×128), the CPU default (ngp, 2^14 tables), 8,192 pixels per process per step
@@ -63,7 +63,12 @@ def run_one(task: str, procs: int, args: argparse.Namespace, out: Path) -> dict:
     wall = time.perf_counter() - t0
     if proc.returncode != 0:
         raise SystemExit(f"{task} × {procs} failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
-    records = [json.loads(line) for line in (out / f"{task}-{procs}" / "metrics.jsonl").read_text().splitlines()]
+    return row_of_run(task, procs, threads, out / f"{task}-{procs}", args, wall)
+
+
+def row_of_run(task: str, procs: int, threads: int, run: Path, args: argparse.Namespace, wall: float | None) -> dict:
+    """A table row from a finished run's ``metrics.jsonl`` (rank 0's records)."""
+    records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     last_train = [r for r in records if r["kind"] == "train"][-1]
     final = [r for r in records if r["kind"] == "eval" and r.get("final")][-1]
     # NeRF adapts its rays per step to --render.target-samples: its batch is rank 0's last ray count
@@ -98,8 +103,14 @@ def main() -> None:
             for n in args.procs:
                 console.print(f"{task}: {n} process{'es' if n > 1 else ''} …")
                 rows.append(run_one(task, n, args, Path(tmp)))
+                write_result(args, rows, complete=False)  # a run cut short keeps the rows measured so far
+    write_result(args, rows, complete=True)
+
+
+def write_result(args: argparse.Namespace, rows: list[dict], complete: bool) -> None:
+    """Ratios to the fewest-process row of each task, the table (when complete) and the JSON file."""
     for row in rows:
-        base = next(r for r in rows if r["task"] == row["task"] and r["processes"] == min(args.procs))
+        base = min((r for r in rows if r["task"] == row["task"]), key=lambda r: r["processes"])
         row["steps_per_s_ratio"] = row["steps_per_s"] / base["steps_per_s"]
         row["samples_per_s_ratio"] = row["samples_per_s"] / base["samples_per_s"]
         row["psnr_delta_db"] = row["psnr"] - base["psnr"]
@@ -111,7 +122,8 @@ def main() -> None:
         table.add_row(r["task"], str(r["processes"]), str(r["threads_per_process"]), str(r["steps"]), str(r["batch_per_process"]),
                       f"{r['steps_per_s']:.2f}", f"{r['samples_per_s']:,.0f}", f"{r['samples_per_s_ratio']:.2f}",
                       f"{r['psnr']:.2f}", f"{r['psnr_delta_db']:+.2f}")
-    console.print(table)
+    if complete:
+        console.print(table)
 
     load = os.getloadavg() if hasattr(os, "getloadavg") else None
     gpus = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())] if args.device == "cuda" else []
@@ -120,11 +132,13 @@ def main() -> None:
         "machine": {"cpu": cpu_name(), "cores": os.cpu_count(), "load_average_at_end": load, "gpus": gpus,
                     "python": platform.python_version(), "torch": torch.__version__,
                     "backend": "nccl" if args.device == "cuda" else "gloo", "note": args.note},
+        "complete": complete,
         "rows": rows,
     }
     out = ROOT / "scripts" / "results" / f"bench_ddp{('-' + args.tag) if args.tag else ''}.json"
     out.write_text(json.dumps(result, indent=1))
-    console.print(f"wrote {out.relative_to(ROOT)}")
+    if complete:
+        console.print(f"wrote {out.relative_to(ROOT)}")
 
 
 if __name__ == "__main__":
