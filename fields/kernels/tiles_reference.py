@@ -94,12 +94,13 @@ class Segments:
 
 def pack_segments(tile_ids: Int[Tensor, " n"], n_tiles: int, block: int | None = None, min_block: int = MIN_BLOCK) -> Segments:
     """The padded per-tile layout of ``tile_ids`` (see :class:`Segments`). ``block=None`` picks the power of two
-    (in ``[min_block, BLOCK]``) nearest above the mean points per occupied tile, which bounds the padding."""
+    (in ``[min_block, BLOCK]``) at or below the mean points per occupied tile: padding stays below one block per
+    tile, at most about the real rows on average."""
     ids = tile_ids.long()
     counts = torch.bincount(ids, minlength=n_tiles)
     if block is None:
         mean = ids.shape[0] / max(1, int((counts > 0).sum()))
-        block = min(BLOCK, max(min_block, 1 << max(0, math.ceil(math.log2(max(mean, 1.0))))))
+        block = min(BLOCK, max(min_block, 1 << max(0, math.floor(math.log2(max(mean, 1.0))))))
     order = torch.argsort(ids, stable=True)
     sorted_ids = ids[order]
     starts = torch.cumsum(counts, 0) - counts
