@@ -256,8 +256,13 @@ def distill_config(teacher: Any, method: str, options: DistillOptions, **trainer
             from fieldforge.app.tasks.sdf import with_target
 
             base = with_target(base, teacher.config.target)
+            base = replace(base, sampling=replace(base.sampling, pool_size=1000))  # the student's own sample pool is never drawn from
     else:
         raise InputError(teacher.source, "teachers without a FieldForge run config need their input given (not supported yet)")
+    if teacher.signal == "nerf" and is_kilonerf(base):
+        from fieldforge.fields.kilonerf import kilonerf_render_config
+
+        base = replace(base, render=kilonerf_render_config(base.render))  # recorded: exports render as the distiller evaluated
     options = replace(options, teacher=teacher.source, teacher_step=teacher.step, teacher_method=teacher.method)
     cls = DISTILLED[teacher.signal]
     config = cls(**{f.name: getattr(base, f.name) for f in dataclasses.fields(task.config_type)}, distill=options)
