@@ -254,6 +254,8 @@ class Trainer:
         self.stage_start = int(state.get("stage_start", 0))
         if self.is_main:
             self.run.truncate_metrics(self.step)
+        if self.parallel is not None:  # ranks > 0 drop their copy of rank 0's per-rank accumulators (SAPE's splats)
+            self.parallel.attach(self.unwrap())
         return self.step
 
     # -- loop --------------------------------------------------------------------------------------

@@ -287,6 +287,10 @@ def _from_main_worker(rank: int, port: int, tmp: Path) -> None:
         parallel.same_on_every_rank(rank * 10, "the step resumed from")
     except InputError as e:
         got.append(str(e))
+    field = sape_field()  # as after loading rank 0's checkpoint: every rank holds rank 0's open-period splats
+    field.encoding.loss_sum.fill_(1.0)
+    hooked = parallel.attach(field)
+    got.append([type(m).__name__ for m in hooked] + [float(field.encoding.loss_sum.sum())])
     (tmp / f"from-main{rank}.json").write_text(json.dumps(got))
     dist.destroy_process_group()
 
@@ -296,7 +300,8 @@ def test_rank_zero_results_and_errors_reach_every_rank(tmp_path: Path) -> None:
     for rank in range(WORLD):
         got = json.loads((tmp_path / f"from-main{rank}.json").read_text())
         assert got == ["made by rank 0", f"{tmp_path / 'out'}: is a regular file",
-                       "the ranks disagree on the step resumed from: rank 0: 0, rank 1: 10"], rank
+                       "the ranks disagree on the step resumed from: rank 0: 0, rank 1: 10",
+                       ["SAPEEncoding", 64.0 if rank == 0 else 0.0]], rank  # rank 0's splats count once in the sum
 
 
 
