@@ -29,7 +29,7 @@ from rich.console import Console
 from rich.table import Table
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_common import ROOT, cpu_name, public_args  # noqa: E402
+from bench_common import ROOT, cpu_name, public_args
 
 SHARED = ROOT.parent / "shared" / "data"
 console = Console(width=140)
@@ -59,7 +59,7 @@ def run_one(task: str, procs: int, args: argparse.Namespace, out: Path) -> dict:
            "--output-dir", str(out), "--name", f"{task}-{procs}", "--eval-every", "0", "--checkpoint-every", "0",
            "--progress", "False", "--device", args.device, "--seed", str(args.seed)]
     t0 = time.perf_counter()
-    proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
     wall = time.perf_counter() - t0
     if proc.returncode != 0:
         raise SystemExit(f"{task} × {procs} failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
