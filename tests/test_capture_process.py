@@ -138,7 +138,8 @@ def test_train_nerf_reads_the_capture(views, processed, tmp_path, capsys):
     # --process True on the photos folder uses the capture beside it (computed once) and trains on it
     shutil.copytree(processed, photos.parent / "photos-capture", dirs_exist_ok=True)
     argv = ["train", "nerf", "--data", str(photos), "--process", "True", "--downscale", "4", "--steps", "2", "--eval-views", "1",
-            "--output-dir", str(tmp_path), "--name", "r", "--progress", "False", "--render.steps-per-ray", "32"]
+            "--output-dir", str(tmp_path), "--name", "r", "--progress", "False", "--render.steps-per-ray", "32", "--render.grid-resolution", "16",
+            "--render.target-samples", "4096", "--batch-size", "256", "--field.encoding.n-levels", "4", "--field.encoding.log2-table-size", "10"]
     assert main(argv) == 0
     assert "using the capture already computed" in capsys.readouterr().err
     info = json.loads((tmp_path / "r" / "capture.json").read_text())
