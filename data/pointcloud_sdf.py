@@ -49,8 +49,8 @@ class PointCloudSDFConfig:
     noise_scale: float = 3.0
     """h ≥ noise_scale × the noise estimate (averages noise over ≈ (noise_scale)² × more points)."""
     far: float = 2.5
-    """Beyond this many bandwidths from the nearest point the magnitude is the distance to it (blended in
-    from ``far`` to 2·``far``) and the sign the winding number's."""
+    """Beyond this many bandwidths from the nearest point (and twice the winding-number dipoles' spacing) the
+    magnitude is the distance to it (blended in up to twice that) and the sign the winding number's."""
     winding_points: int = 1500
     """Oriented points (a random subset, areas scaled up) in the winding-number sum: its cost per query."""
 
@@ -81,6 +81,8 @@ class PointCloudSDF:
             torch.from_numpy(self.normals[keep] * (area[keep] * area.sum() / area[keep].sum())[:, None]).float(),
         )
         """Winding-number dipoles: positions and area-weighted normals ``(w, 3)`` each (areas sum to the full cloud's)."""
+        self.dipole_spacing = float(np.sqrt(area.sum() / len(keep)))
+        """Mean distance between dipoles: closer to the surface than ~2× this their sum is unreliable."""
 
     def __call__(self, query: Float[Tensor, "m 3"], chunk: int = 131072) -> Float[Tensor, " m"]:
         """Signed distance targets at ``query`` ``(m, 3)`` → ``(m,)`` float32."""
@@ -100,7 +102,8 @@ class PointCloudSDF:
         w = np.exp(logw - logw.max(axis=1, keepdims=True))
         f = (w * plane).sum(axis=1) / w.sum(axis=1)
         d0 = dist[:, 0]
-        t = np.clip(d0 / (self.config.far * h[:, 0]) - 1.0, 0.0, 1.0)  # 0 near the points, 1 beyond 2·far bandwidths
+        start = np.maximum(self.config.far * h[:, 0], 2.0 * self.dipole_spacing)  # where the winding number is reliable
+        t = np.clip(d0 / start - 1.0, 0.0, 1.0)  # 0 near the points, 1 beyond twice that
         sign = np.where(f < 0, -1.0, 1.0)
         far = t > 0
         if far.any():
