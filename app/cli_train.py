@@ -12,10 +12,10 @@ from pathlib import Path
 from typing import Any
 
 import tyro
-
 from fieldforge.app.argv import option_names, peek_option, pop_option
 from fieldforge.app.tasks import TASKS, get_task
 from fieldforge.app.tasks.base import TaskDefinition
+from fieldforge.app.viewer.pacing import DEFAULT_SHARE
 from fieldforge.data.errors import InputError
 
 TYRO_CONF = (tyro.conf.AvoidSubcommands, tyro.conf.FlagConversionOff)
@@ -163,7 +163,7 @@ PARALLEL_HELP = (
 
 VIEWER_HELP = (
     "--viewer serves the interactive viewer while training (--viewer-host, default 127.0.0.1; --viewer-port, default 8080; "
-    "--viewer-share, the fraction of wall time training keeps while the browser renders, default 0.8)."
+    f"--viewer-share, the fraction of wall time training keeps while the browser renders, default {DEFAULT_SHARE})."
 )
 
 
@@ -191,7 +191,7 @@ def pop_viewer(argv: list[str]) -> tuple[list[str], Any]:
             raise InputError(None, "--viewer-host/--viewer-port/--viewer-share need --viewer")
         return out, None
     try:
-        port_n, share_f = int(port or 8080), float(share or 0.8)
+        port_n, share_f = int(port or 8080), float(share or DEFAULT_SHARE)
     except ValueError as e:
         raise InputError(None, f"bad --viewer option: {e}") from None
     if not 0 < share_f <= 1:
@@ -205,10 +205,9 @@ def pop_viewer(argv: list[str]) -> tuple[list[str], Any]:
 
 def train_command(task_name: str, argv: list[str], prog: str) -> int:
     from fieldforge.app.capture_process import process_argv
-    from fieldforge.app.train import ResumeOverrides, resume, train
-
     from fieldforge.app.distributed import LaunchEnv, launched
     from fieldforge.app.runs import RunDir
+    from fieldforge.app.train import ResumeOverrides, resume, train
     from fieldforge.app.trainer import resolve_device
 
     task = get_task(task_name)

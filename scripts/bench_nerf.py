@@ -14,6 +14,8 @@ Examples:
     python scripts/bench_nerf.py --scenes synthetic --methods ngp --steps 400 --budget 60 --threads 2
     python scripts/bench_nerf.py --scenes lego_half --methods ngp --steps 20000 --budget 1800 --eval-views 13
     python scripts/bench_nerf.py --scenes lego_half --methods ngp,nerf --device cuda --steps 5000 --budget 300
+    python scripts/bench_nerf.py --scenes lego_half --settings default --formats blender,nerfstudio,llff,colmap --steps 1000
+    python scripts/bench_nerf.py --scenes lego_half --settings default --target-psnr 25 --eval-every 250 --steps 20000 --budget 3600
 Writes a rich table and JSON to scripts/results/bench_nerf[-TAG].json.
 """
 
@@ -30,21 +32,36 @@ from dataclasses import replace  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import torch  # noqa: E402
-from rich.console import Console  # noqa: E402
-from rich.table import Table  # noqa: E402
-
 from bench_common import ROOT, Probe, cpu_name, train_probed  # noqa: E402
-
 from fieldforge.app.tasks import get_task  # noqa: E402
 from fieldforge.app.tasks.nerf import METHODS, nerf_train_config  # noqa: E402
 from fieldforge.app.trainer import StepResult, Trainer, resolve_device  # noqa: E402
 from fieldforge.data.captures import CaptureOptions  # noqa: E402
+from rich.console import Console  # noqa: E402
+from rich.table import Table  # noqa: E402
 
 LEGO = Path(os.environ.get("FIELDFORGE_LEGO", ROOT.parent / "shared" / "data" / "lego_half"))
 
 
+def default_config(method: str, data: Path, args, output_dir: Path) -> "object":
+    """What ``fieldforge train nerf --data DATA [--method M]`` runs on this device: the device-sized default
+    method, or a named preset as published; only steps, seed, the held-out split and the evaluation are set."""
+    task = get_task("nerf")
+    device = resolve_device(args.device)
+    cfg = task.default_config(None if method == task.default_method(device) else method, device)
+    return replace(
+        cfg, data=data, capture=replace(cfg.capture, holdout_every=8),
+        eval_views=args.eval_views if args.eval_views > 0 else 1 << 30, eval_max_side=1 << 30,
+        trainer=replace(cfg.trainer, steps=args.steps, seed=args.seed, device=args.device, eval_every=0, checkpoint_every=0,
+                        log_every=10**9, progress=False, output_dir=output_dir),
+    )
+
+
 def scene_config(method: str, scene: str, data: Path, args, output_dir: Path = Path("outputs")) -> "object":
     """Per-scene sampling settings (the methods' fields and optimizers come from the presets)."""
+    if args.settings == "default":
+        return default_config(method, data, args, output_dir)
+    scene = scene.split(":")[0]
     cfg = nerf_train_config(method)
     render = cfg.render
     if scene == "synthetic":
@@ -69,6 +86,28 @@ def scene_config(method: str, scene: str, data: Path, args, output_dir: Path = P
         trainer=replace(cfg.trainer, steps=args.steps, batch_size=batch, seed=args.seed, device=args.device, mixed_precision=args.amp,
                         eval_every=0, checkpoint_every=0, log_every=10**9, progress=False, output_dir=output_dir),
     )
+
+
+def lego_in_formats(tmp: Path, formats: list[str], console: Console) -> dict[str, Path]:
+    """lego_half's 100 views written in each format, same order (so the same held-out views), with the
+    visual hull of their alpha masks as the sparse points where a format carries them (nerfstudio's
+    ``points3D.ply``, COLMAP's ``points3D``, LLFF's near/far bounds)."""
+    import numpy as np
+    from fieldforge.data.captures import writers
+
+    views = writers.read_blender_views(LEGO)
+    points = writers.visual_hull_points(views, np.full(3, -1.5), np.full(3, 1.5))
+    console.print(f"lego_half in {', '.join(formats)}: {len(views)} views, {len(points):,} visual-hull points")
+    make = {
+        "blender": lambda p: LEGO,
+        "nerfstudio": lambda p: writers.write_nerfstudio(p, views, points),
+        "llff": lambda p: writers.write_llff(p, views, writers.point_bounds(views, points)),
+        "colmap": lambda p: writers.write_colmap(p, views, points),
+    }
+    unknown = [f for f in formats if f not in make]
+    if unknown:
+        raise SystemExit(f"unknown format(s) {', '.join(unknown)}; choose from {', '.join(make)}")
+    return {f: make[f](tmp / f) for f in formats}
 
 
 def peak_memory_mb(device: torch.device) -> float:
@@ -99,7 +138,7 @@ class NerfProbe(Probe):
         super().on_step_end(trainer, result, loss)
 
     def show(self, record: dict) -> None:
-        if record["step"] in self.eval_at:
+        if record["step"] in self.eval_at or self.eval_every:
             self.console.print(f"  step {record['step']:6d}  {record['seconds']:7.1f} s  test PSNR {record['psnr']:.2f}  SSIM {record['ssim']:.4f}  "
                                f"train rays/s {self.rays / max(record['seconds'], 1e-9):,.0f}")
 
@@ -109,7 +148,8 @@ def run(method: str, scene: str, data: Path, args, console: Console) -> dict:
     --steps or --budget seconds of training, whichever comes first, with an evaluation there."""
     device = resolve_device(args.device)
     eval_at = sorted({int(s) for s in args.eval_at.split(",") if s}) if args.eval_at else []
-    probe = NerfProbe(console, args.eval_views, eval_at=eval_at, budget_s=args.budget)
+    target = (lambda record: record["psnr"] >= args.target_psnr) if args.target_psnr > 0 else None
+    probe = NerfProbe(console, args.eval_views, eval_at=eval_at, eval_every=args.eval_every, budget_s=args.budget, stop_when=target)
     console.print(f"[bold]{method} × {scene}[/]")
     with tempfile.TemporaryDirectory() as tmp:
         cfg = scene_config(method, scene, data, args, Path(tmp))
@@ -119,7 +159,7 @@ def run(method: str, scene: str, data: Path, args, console: Console) -> dict:
     final, train_s = probe.final, probe.seconds
     console.print(f"  final {probe.steps:6d}  {train_s:7.1f} s  test PSNR {final['psnr']:.2f}  SSIM {final['ssim']:.4f}")
     return {
-        "method": method, "scene": scene, "steps": probe.steps, "train_seconds": train_s,
+        "method": method, "scene": scene, "settings": args.settings, "steps": probe.steps, "train_seconds": train_s,
         "train_cpu_seconds": probe.cpu_seconds,  # process CPU time (all threads): what an idle machine would need, roughly
         "stopped_by": probe.stopped_by,
         "psnr": final["psnr"], "ssim": final["ssim"], "eval_views": probe.eval_views,
@@ -139,6 +179,12 @@ def main() -> None:
     p.add_argument("--budget", type=float, default=600.0, help="wall-time budget of training in seconds (evaluation excluded)")
     p.add_argument("--eval-at", default="", help="comma-separated steps at which to evaluate (besides the end)")
     p.add_argument("--eval-views", type=int, default=0, help="evaluate on the first N test views (0: all)")
+    p.add_argument("--eval-every", type=int, default=0, help="also evaluate every N steps (0: only --eval-at and the end)")
+    p.add_argument("--target-psnr", type=float, default=0.0, help="stop once an evaluation reaches this test PSNR (0: never)")
+    p.add_argument("--settings", default="bench", choices=["bench", "default"],
+                   help="bench: the per-scene settings below; default: exactly what `fieldforge train nerf` runs on this device")
+    p.add_argument("--formats", default="", help="lego_half also written as these formats and trained alike: "
+                   "comma-separated blender, nerfstudio, llff, colmap (sparse points: the images' visual hull)")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     p.add_argument("--amp", action="store_true", help="bf16 autocast on CUDA")
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
@@ -168,6 +214,11 @@ def main() -> None:
                     console.print(f"[yellow]skipping lego_half: {LEGO} not found")
                     continue
                 data = LEGO
+                if args.formats:
+                    for fmt, path in lego_in_formats(Path(tmp), [f for f in args.formats.split(",") if f], console).items():
+                        for method in [m for m in args.methods.split(",") if m]:
+                            results.append(run(method, f"lego_half:{fmt}", path, args, console))
+                    continue
             else:
                 raise SystemExit(f"unknown scene {scene!r}")
             for method in [m for m in args.methods.split(",") if m]:

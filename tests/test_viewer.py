@@ -431,3 +431,21 @@ def test_occupancy_runs_are_marched_and_show_the_sape_map(sphere_file, tmp_path)
     m = grid[ijk[..., 0], ijk[..., 1], ijk[..., 2]].numpy()
     inner = hit & expected_hit & (angle < 0.9 * np.arcsin(radius / 1.5))
     assert np.abs(sape[inner][:, 0] - m[inner]).max() < 0.02  # red = the hit cell's progress
+
+
+def test_kilonerf_image_run_has_a_tile_id_mode(tmp_path):
+    """A KiloNeRF field shows its tiles: the plane filled by the image shows one colour per tile (16 × 16)."""
+    yy, xx = np.mgrid[0:32, 0:32]
+    iio.imwrite(tmp_path / "im.png", (np.stack([xx / 31, yy / 31, 0 * xx + 0.5], -1) * 255).astype(np.uint8))
+    argv = ["train", "image", "--data", str(tmp_path / "im.png"), "--method", "kilonerf", "--steps", "2", "--eval-every", "0",
+            "--output-dir", str(tmp_path / "runs"), "--name", "k", "--progress", "False"]
+    assert main(argv) == 0
+    renderer = make_renderer(load_run(tmp_path / "runs" / "k"))
+    assert "tile id" in renderer.modes
+    fov = np.radians(50)
+    c2w = torch.eye(4)
+    c2w[2, 3] = 0.5 / np.tan(fov / 2) * 0.98  # the image plane fills the view
+    frame = renderer.render(View(c2w, fov, 1.0), 96, 96, "tile id")
+    colours = {tuple(c) for c in frame.reshape(-1, 3)}
+    assert 200 <= len(colours) <= 256, len(colours)  # 16 × 16 tiles, each a block of about 6 × 6 pixels
+    assert (frame[0, 0] == frame[2, 2]).all() and not (frame[0, 0] == frame[0, 95]).all()

@@ -3,14 +3,14 @@
 import time
 
 from fieldforge.app.trainer import Callback, StepResult, Trainer
-from fieldforge.app.viewer.pacing import Pacer
+from fieldforge.app.viewer.pacing import DEFAULT_SHARE, Pacer
 
 
 class LiveViewer(Callback):
     """Serves the viewer while a run trains (rank 0 only): renders between steps under ``trainer.lock`` with
     the time share the panel's "training share" control sets; shows step, loss, steps/s and PSNR."""
 
-    def __init__(self, host: str = "127.0.0.1", port: int = 8080, share: float = 0.8, keep_open: bool = False) -> None:
+    def __init__(self, host: str = "127.0.0.1", port: int = 8080, share: float = DEFAULT_SHARE, keep_open: bool = False) -> None:
         self.host, self.port, self.share, self.keep_open = host, port, share, keep_open
         self.viewer = None
         self.pacer: Pacer | None = None

@@ -14,12 +14,16 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
+DEFAULT_SHARE = 0.85
+"""Training's share of wall time while a client renders (``--viewer-share``; the panel's initial value):
+``scripts/bench_viewer.py`` measures what training keeps of its steps/s with the camera moving."""
+
 MAX_CREDIT_S = 0.5
 """The most rendering time the viewer may bank (a few slow steps do not buy a long stall later)."""
 
 
 class Pacer:
-    def __init__(self, lock: Any, share: float = 0.8) -> None:
+    def __init__(self, lock: Any, share: float = DEFAULT_SHARE) -> None:
         self.lock = lock
         self.share = share
         self.credit = 0.0

@@ -20,6 +20,7 @@ import torch
 from fieldforge.app.export_views import is_scene, scene_of
 from fieldforge.app.loader import LoadedRun
 from fieldforge.app.viewer.cameras import View, intrinsics_for
+from fieldforge.fields import kilonerf as kn
 from fieldforge.fields.capabilities import HasLevels, HasProgressMap, HasSDF
 from fieldforge.fields.wrapping import unwrap
 from torch import Tensor
@@ -133,9 +134,17 @@ class RadianceRenderer(FieldRenderer):
 
     def render_band(self, c2w, intrinsics, width, height, mode):
         rgb, depth, acc = self.model.render_image(c2w, intrinsics, width, height, None, self.background, self.ndc, self.chunk)
-        return {"rgb": rgb, "depth": depth, "acc": acc}
+        out = {"rgb": rgb, "depth": depth, "acc": acc}
+        if mode == "tile id":  # the tile of each ray's expected surface point (normalized frame)
+            o, d = camera_rays(c2w, intrinsics, width, height, self.device)
+            p = o + depth.reshape(-1, 1).to(o) * d
+            out["tile"] = kn.tile_colors(kn.tile_ids(self.model, p)).reshape(height, width, 3).cpu()
+        return out
 
     def finish(self, out, mode):
+        if mode == "tile id":
+            opaque = (out["acc"] > 0.5)[..., None]
+            return torch.where(opaque, out["tile"] * (0.35 + 0.65 * out["rgb"].mean(-1, keepdim=True)), out["rgb"])
         if mode == "depth":  # opaque pixels (or, early in training, the most opaque half)
             return colourize_depth(out["depth"], out["acc"] > min(0.5, 0.5 * float(out["acc"].max())))
         if mode == "accumulation":
@@ -175,7 +184,8 @@ class SDFRenderer(FieldRenderer):
             normals[hit] = self.normals(p[hit])
         return {"hit": hit.reshape(height, width), "normal": normals.reshape(height, width, 3),
                 "depth": t.reshape(height, width), "steps": used.reshape(height, width), "dir": d.reshape(height, width, 3),
-                "point": p.reshape(height, width, 3)}
+                "point": p.reshape(height, width, 3),
+                **({"tile": kn.tile_colors(kn.tile_ids(self.model, p)).reshape(height, width, 3).cpu()} if mode == "tile id" else {})}
 
     def sphere_trace(self, o: Tensor, d: Tensor, t0: Tensor, t1: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """Distances along the rays, hit mask and steps used: steps of 0.9 × the signed distance."""
@@ -262,9 +272,10 @@ class SDFRenderer(FieldRenderer):
             ijk = (out["point"].to(pm.device) * res).long().clamp(0, res - 1)
             m = pm[ijk[..., 0], ijk[..., 1], ijk[..., 2]].float().cpu()
             return torch.where(hit[..., None], torch.stack([m, 0.25 + 0.5 * m, 1 - m], dim=-1), bg)
-        if mode == "shaded" or mode.startswith("level "):
+        if mode == "shaded" or mode.startswith("level ") or mode == "tile id":
             lambert = (-(n * out["dir"]).sum(-1)).clamp(min=0)  # headlight
-            shade = (0.15 + 0.85 * lambert)[..., None] * torch.tensor([0.85, 0.8, 0.75])
+            base = out["tile"] if mode == "tile id" else torch.tensor([0.85, 0.8, 0.75])
+            shade = (0.15 + 0.85 * lambert)[..., None] * base
             return torch.where(hit[..., None], shade, bg)
         return torch.where(hit[..., None], 0.5 + 0.5 * n, bg)
 
@@ -307,6 +318,8 @@ class ImageRenderer(FieldRenderer):
         return {"rgb": rgb.reshape(height, width, 3).cpu()}
 
     def values(self, uv: Tensor, mode: str) -> Tensor:
+        if mode == "tile id":
+            return kn.tile_colors(kn.tile_ids(self.model, uv)).to(uv.device)
         if mode == "SAPE map":
             pm = progress_map(self.model, 2)
             assert pm is not None
@@ -347,6 +360,8 @@ def field_modes(model: torch.nn.Module, dims: int) -> list[str]:
         modes += [f"level {i}" for i in range(1, min(p.n_levels for p in parts) + 1)]
     if progress_map(model, dims) is not None:
         modes.append("SAPE map")
+    if kn.has_tiles(model):
+        modes.append("tile id")
     return modes
 
 
@@ -375,7 +390,7 @@ def make_renderer(loaded: LoadedRun) -> FieldRenderer:
         first = c2w[train[0]]
         back = centre + 1.3 * (first[:3, 3] - centre)  # behind the first camera, so its own frustum is in view
         home = Home(back, centre, up)
-        modes = ("rgb", "depth", "accumulation", *[m for m in field_modes(model, 3) if m.startswith("level ")])
+        modes = ("rgb", "depth", "accumulation", *[m for m in field_modes(model, 3) if m.startswith("level ") or m == "tile id"])
         return RadianceRenderer(loaded, modes, home, scene.background, scene.ndc, scene.chunk)
     if isinstance(model, HasSDF) or has_occupancy_3d(model):
         home = Home(np.array([1.6, 1.3, 2.0]), np.array([0.5, 0.5, 0.5]), np.array([0.0, 1.0, 0.0]))
