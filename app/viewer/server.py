@@ -21,8 +21,8 @@ import torch
 from fieldforge.app.loader import LoadedRun, load_run
 from fieldforge.app.viewer.cameras import View, c2w_to_viser, fov_of, ladder, moving_side, viser_to_c2w
 from fieldforge.app.viewer.pacing import Pacer
-from fieldforge.fields.kernels.backends import backends_in_use
 from fieldforge.app.viewer.renderers import FieldRenderer, ImageRenderer, RadianceRenderer, SDFRenderer, make_renderer
+from fieldforge.fields.kernels.backends import backends_in_use
 
 STILL_S = 0.15
 """A camera unchanged this long counts as still: refinement starts."""

@@ -180,4 +180,4 @@ def read_blender_views(root: Path, split: str = "train") -> list[PosedImage]:
     return views
 
 
-__all__ = ["PosedImage", "depth_bounds", "point_bounds", "visual_hull_points", "read_blender_views", "write_blender", "write_colmap", "write_llff", "write_nerfstudio"]
+__all__ = ["PosedImage", "depth_bounds", "point_bounds", "read_blender_views", "visual_hull_points", "write_blender", "write_colmap", "write_llff", "write_nerfstudio"]
