@@ -11,55 +11,32 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-
 from fieldforge.app.cli import main
-from fieldforge.data.captures import CaptureOptions, CaptureWarning, load_capture
+from fieldforge.data.captures import CaptureOptions, CaptureWarning, load_capture, writers
 from fieldforge.data.captures import scene_model as sm
+
 from tests.test_captures_nerfstudio import write_capture
 from tests.test_nerf_train import TINY
-
 
 # --- helpers: any capture rewritten in LLFF format -------------------------------------------------
 
 
-def write_llff(root: Path, c2w: np.ndarray, images: list[Path], focal: float, width: int, height: int, near_far: np.ndarray) -> Path:
-    """An LLFF capture: ``poses_bounds.npy`` from OpenGL camera-to-world poses (columns down, right, back,
-    position, (h, w, f); then near, far) and ``images/`` linking to ``images`` in pose order."""
-    (root / "images").mkdir(parents=True)
-    rows = []
-    for i, (m, img) in enumerate(zip(c2w, images)):
-        right, up, back = m[:3, 0], m[:3, 1], m[:3, 2]
-        cols = np.stack([-up, right, back, m[:3, 3], [height, width, focal]], axis=1)
-        rows.append(np.concatenate([cols.reshape(-1), near_far[i]]))
-        (root / "images" / f"img_{i:04d}{img.suffix}").symlink_to(img.resolve())
-    np.save(root / "poses_bounds.npy", np.stack(rows))
-    return root
-
-
-def box_bounds(c2w: np.ndarray, half: float) -> np.ndarray:
-    """Per-camera (near, far): the depth range of the box ``[-half, half]³`` (as LLFF's imgs2poses takes it from points)."""
-    corners = np.array([[x, y, z] for x in (-half, half) for y in (-half, half) for z in (-half, half)])
-    depths = [(corners - m[:3, 3]) @ (-m[:3, 2]) for m in c2w]
-    return np.array([(max(d.min(), 0.05), d.max()) for d in depths])
+def _views(c2w: np.ndarray, images: list[Path], focal: float, width: int, height: int) -> list[writers.PosedImage]:
+    return [writers.PosedImage(img, m, (focal, focal, width / 2, height / 2), width, height) for m, img in zip(c2w, images)]
 
 
 def nerfstudio_as_llff(src: Path, dst: Path, indices: list[int] | None = None, half: float = 1.0) -> Path:
     meta = json.loads((src / "transforms.json").read_text())
     frames = meta["frames"] if indices is None else [meta["frames"][i] for i in indices]
     c2w = np.array([f["transform_matrix"] for f in frames], dtype=np.float64)
-    return write_llff(dst, c2w, [src / f["file_path"] for f in frames], meta["fl_x"], meta["w"], meta["h"], box_bounds(c2w, half))
+    views = _views(c2w, [src / f["file_path"] for f in frames], meta["fl_x"], meta["w"], meta["h"])
+    return writers.write_llff(dst, views, writers.depth_bounds(views, np.full(3, -half), np.full(3, half)))
 
 
 def blender_as_llff(src: Path, dst: Path, indices: list[int] | None = None) -> Path:
-    import imageio.v3 as iio
-
-    meta = json.loads((src / "transforms_train.json").read_text())
-    frames = meta["frames"] if indices is None else [meta["frames"][i] for i in indices]
-    c2w = np.array([f["transform_matrix"] for f in frames], dtype=np.float64)
-    images = [src / (f["file_path"] + ".png") for f in frames]
-    h, w = iio.imread(images[0]).shape[:2]
-    focal = 0.5 * w / math.tan(0.5 * meta["camera_angle_x"])
-    return write_llff(dst, c2w, images, focal, w, h, box_bounds(c2w, 1.5))
+    views = writers.read_blender_views(src)
+    views = views if indices is None else [views[i] for i in indices]
+    return writers.write_llff(dst, views, writers.depth_bounds(views, np.full(3, -1.5), np.full(3, 1.5)))
 
 
 def within_degrees(c2w: np.ndarray, degrees: float) -> list[int]:
