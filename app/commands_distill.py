@@ -61,7 +61,8 @@ def distill(argv: list[str], prog: str) -> int:
             for option, hint in (("--teacher", "a trained run directory"), ("--method", "the student's method preset")):
                 if peek_option(argv, option) is None:
                     raise InputError(None, f"{option} is required ({hint})")
-        c = tyro.cli(DistillCommand, args=argv, prog=prog, config=TYRO_CONF)
+        default = DistillCommand(method=tyro.MISSING, options=dataclasses.replace(DistillOptions(), teacher=tyro.MISSING))  # type: ignore[arg-type]
+        c = tyro.cli(DistillCommand, default=default, args=argv, prog=prog, config=TYRO_CONF)
         if c.options.batch_size < 1:
             raise InputError(None, f"--batch-size must be positive, got {c.options.batch_size}")
         if min(c.options.image_steps, c.options.sdf_steps, c.options.feature_steps, c.options.point_steps, c.options.render_steps,

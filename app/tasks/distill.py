@@ -12,9 +12,10 @@ exactly as a trained one, and a distilled run can teach again (chains).
 import dataclasses
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import torch
+import tyro
 from torch import nn
 
 from fieldforge.app.runs import RunDir
@@ -35,7 +36,7 @@ class DistillOptions:
     """Teacher: a finished run directory of the same signal type (a distilled run too)."""
     teacher_step: int | None = None
     """Teacher checkpoint step (default: its newest; the step used is recorded)."""
-    teacher_method: str = ""
+    teacher_method: Annotated[str, tyro.conf.Suppress] = ""
     """The teacher's method (recorded)."""
     trust_checkpoint: bool = False
     """Load a teacher stored as a pickle (a nerfstudio config.yml and checkpoint): loading it runs code from it."""
