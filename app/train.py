@@ -49,6 +49,8 @@ def train(
     parallel = DataParallel(rank, world_size) if world_size > 1 else None
     prepared = task_def.prepare(config)  # bad input fails here, before anything is written
     info = task_def.run_info(config, prepared)
+    if not resuming:
+        check_buildable(task_def, config, info)
     if run is None:
         if rank != 0 and parallel is None:
             raise ValueError("ranks other than 0 train into the run directory rank 0 created: pass run=")
@@ -96,6 +98,15 @@ def train(
     if rank == 0:
         task_def.finish(run, task, config, prepared, metrics)
     return run, metrics
+
+
+def check_buildable(task_def: Any, config: Any, info: dict) -> None:
+    """Build the model once before anything is written: options that only the model's constructor can
+    check (e.g. a tile grid with the wrong number of axes) fail as an input error, leaving no run folder."""
+    try:
+        task_def.build_model(config, info)
+    except (ValueError, TypeError, AssertionError) as e:
+        raise InputError(None, f"the model cannot be built from these options: {e}") from None
 
 
 def with_absolute_data(config: Any) -> Any:

@@ -288,6 +288,8 @@ CASES: dict[str, Case] = {
     "--steps negative": Case(image_option("--steps", "-3"), "--steps must be ≥ 1"),
     "--batch-size 0": Case(image_option("--batch-size", "0"), "--batch-size must be ≥ 1"),
     "--optim.lr 0": Case(image_option("--optim.lr", "0"), "--optim.lr must be in (0, 10]"),
+    "kilonerf tiles of the wrong rank": Case(image_option("--method", "kilonerf", "--field.network.resolution", "3", "3", "3"),
+                                             "must have 2 positive entries"),
     "--optim.lr 1e39": Case(image_option("--optim.lr", "1e39"), "--optim.lr must be in (0, 10]"),
     "--optim.lr nan": Case(image_option("--optim.lr", "nan"), "--optim.lr must be a finite number"),
     "--optim.lr inf": Case(image_option("--optim.lr", "inf"), "--optim.lr must be a finite number"),

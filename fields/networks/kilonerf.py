@@ -43,7 +43,7 @@ class TileBank(Network):
         self.config = config
         self.resolution = config.resolution or (config.longest_axis,) * coord_dim
         if len(self.resolution) != coord_dim or min(self.resolution) < 1:
-            raise ValueError(f"kilonerf tile resolution {self.resolution} must have {coord_dim} positive entries (one per axis)")
+            raise ValueError(f"--field.network.resolution {list(self.resolution)} (kilonerf tiles per axis) must have {coord_dim} positive entries (one per axis)")
         self.n_tiles = math.prod(self.resolution)
         dims = [in_dim] + [config.width] * config.n_hidden_layers + [out_dim]
         self.weights = nn.ParameterList()
