@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 import tyro
-
 from fieldforge.app.argv import peek_option
 from fieldforge.app.cli_train import TYRO_CONF, parse_resume
 from fieldforge.app.tasks.distill import DistillOptions

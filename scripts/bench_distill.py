@@ -15,6 +15,10 @@ Writes a table and JSON to scripts/results/bench_distill[-TAG].json (machine and
     python scripts/bench_distill.py --quick --tag quick   # synthetic capture + one Kodak image + bunny, short stages
 """
 
+import os
+
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch loads (see app/cli.py): spinning workers starve a shared CPU
+
 import argparse
 import json
 import math
@@ -30,16 +34,15 @@ from rich.console import Console
 from rich.table import Table
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_common import ROOT, Probe, cpu_name, public_args, train_probed  # noqa: E402
-
-from fieldforge.app.distill.teacher import load_teacher  # noqa: E402
-from fieldforge.app.loader import load_run  # noqa: E402
-from fieldforge.app.tasks import get_task  # noqa: E402
-from fieldforge.app.tasks.distill import DistillOptions, distill_config  # noqa: E402
-from fieldforge.app.train import train  # noqa: E402
+from bench_common import ROOT, Probe, cpu_name, public_args, train_probed
+from fieldforge.app.distill.teacher import load_teacher
+from fieldforge.app.loader import load_run
+from fieldforge.app.tasks import get_task
+from fieldforge.app.tasks.distill import DistillOptions, distill_config
+from fieldforge.app.train import train
 
 SHARED = ROOT.parent / "shared" / "data"
-QUIET = dict(eval_every=0, checkpoint_every=0, log_every=10**9, progress=False)
+QUIET = {"eval_every": 0, "checkpoint_every": 0, "log_every": 10**9, "progress": False}
 
 
 def nerf_teacher_config(data: Path, steps: int, out: Path, device: str):
@@ -87,7 +90,7 @@ def render_seconds(run_dir: Path, device: str, repeats: int = 2) -> float:
     return seconds
 
 
-def nerf_scene(name: str, data: Path, args, console: Console) -> list[dict]:
+def nerf_scene(name: str, data: Path, args, console: Console, on_row) -> list[dict]:
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp)
@@ -97,6 +100,7 @@ def nerf_scene(name: str, data: Path, args, console: Console) -> list[dict]:
         teacher = {"scene": name, "student": "(teacher ngp)", "psnr": tm["psnr"], "ssim": tm["ssim"], "seconds": tm["train_seconds"]}
         teacher["render_s"] = render_seconds(run.path, args.device)
         rows.append(teacher)
+        on_row(teacher)
         options = DistillOptions(feature_steps=args.feature_steps, point_steps=args.point_steps, render_steps=args.render_steps,
                                  tile_steps=args.tile_steps, finetune_steps=args.finetune_steps, batch_size=args.samples)
         for method in args.students:
@@ -112,6 +116,7 @@ def nerf_scene(name: str, data: Path, args, console: Console) -> list[dict]:
                 row.update(scratch(plain, m["train_seconds"], tm["psnr"] - 0.5, args.scratch_cap, args.scratch_eval_every))
             console.print(row)
             rows.append(row)
+            on_row(row)
         console.print(f"{name} done in {time.perf_counter() - t0:.0f} s")
     by = {r["student"]: r for r in rows if r["scene"] == name}
     if "kilonerf" in by:
@@ -122,7 +127,7 @@ def nerf_scene(name: str, data: Path, args, console: Console) -> list[dict]:
     return rows
 
 
-def image_bench(path: Path, args, console: Console) -> list[dict]:
+def image_bench(path: Path, args, console: Console, on_row) -> list[dict]:
     rows = []
     task = get_task("image")
     with tempfile.TemporaryDirectory() as tmp:
@@ -132,6 +137,7 @@ def image_bench(path: Path, args, console: Console) -> list[dict]:
                                                                                       name="teacher", device=args.device, **QUIET))
         run, tm = train(config)
         rows.append({"scene": path.stem, "student": "(teacher ngp)", "psnr": tm["psnr"], "ssim": tm["ssim"], "seconds": tm["train_seconds"]})
+        on_row(rows[-1])
         options = DistillOptions(image_steps=args.image_steps, batch_size=8192)
         for method in args.image_students:
             _, m, dconf = distill(run.path, method, options, out, args.device)
@@ -141,10 +147,11 @@ def image_bench(path: Path, args, console: Console) -> list[dict]:
                 row.update(scratch(plain, m["train_seconds"], tm["psnr"] - 0.5, args.scratch_cap, 100))
             console.print(row)
             rows.append(row)
+            on_row(row)
     return rows
 
 
-def sdf_bench(path: Path, args, console: Console) -> list[dict]:
+def sdf_bench(path: Path, args, console: Console, on_row) -> list[dict]:
     rows = []
     task = get_task("sdf")
     with tempfile.TemporaryDirectory() as tmp:
@@ -154,6 +161,7 @@ def sdf_bench(path: Path, args, console: Console) -> list[dict]:
             config.trainer, steps=args.sdf_teacher_steps, output_dir=out, name="teacher", device=args.device, **QUIET))
         run, tm = train(config)
         rows.append({"scene": path.stem, "student": "(teacher ngp)", "chamfer_l1_rel": tm["chamfer_l1_rel"], "seconds": tm["train_seconds"]})
+        on_row(rows[-1])
         options = DistillOptions(sdf_steps=args.sdf_steps, batch_size=8192)
         for method in args.sdf_students:
             _, m, _ = distill(run.path, method, options, out, args.device)
@@ -161,6 +169,7 @@ def sdf_bench(path: Path, args, console: Console) -> list[dict]:
                    "seconds": m["train_seconds"]}
             console.print(row)
             rows.append(row)
+            on_row(row)
     return rows
 
 
@@ -191,13 +200,27 @@ def main() -> None:
     p.add_argument("--device", default="cpu")
     p.add_argument("--tag", default="")
     args = p.parse_args()
-    if args.quick:  # what fits in ~30 min on a contended 2-core CPU
-        args.scenes, args.images, args.teacher_steps, args.students = ["synthetic"], ["kodim01"], 400, ["nerf", "kilonerf", "ff"]
-        args.feature_steps, args.point_steps, args.render_steps, args.tile_steps, args.finetune_steps = 0, 100, 200, 300, 100
-        args.image_teacher_steps, args.image_steps, args.sdf_teacher_steps, args.sdf_steps = 500, 300, 300, 300
-        args.scratch_cap, args.scratch_eval_every = 180.0, 100
+    if args.quick:  # what fits in ~30 min on a 2-core CPU shared by 8 jobs (load ≈ 16)
+        if args.scenes == ["synthetic", "lego_half"]:  # an explicit --scenes (even empty) is kept
+            args.scenes = ["synthetic"]
+        args.images, args.teacher_steps, args.students = ["kodim01"], 200, ["kilonerf", "nerf"]
+        args.feature_steps, args.point_steps, args.render_steps, args.tile_steps, args.finetune_steps = 0, 40, 80, 100, 30
+        args.image_teacher_steps, args.image_steps, args.image_students = 200, 150, ["ff", "kilonerf"]
+        args.sdf_teacher_steps, args.sdf_steps, args.samples = 150, 150, 4096
+        args.scratch_cap, args.scratch_eval_every = 60.0, 50
     console = Console(stderr=True)
     rows: list[dict] = []
+    env = {"machine": cpu_name(), "platform": platform.platform(), "torch": torch.__version__, "threads": torch.get_num_threads(),
+           "device": args.device, "args": public_args(args)}
+    path = ROOT / "scripts" / "results" / f"bench_distill{'-' + args.tag if args.tag else ''}.json"
+
+    def save(partial: bool) -> None:  # after every part, so an interrupted benchmark keeps what it measured
+        path.write_text(json.dumps({"env": env, "complete": not partial, "results": rows}, indent=1))
+
+    def add(row: dict) -> None:
+        rows.append(row)
+        save(True)
+
     for scene in args.scenes:
         if scene == "synthetic":
             from fieldforge.app.demos import write_synthetic_capture
@@ -209,11 +232,14 @@ def main() -> None:
             if not data.exists():
                 console.print(f"[yellow]skipping {scene}: {data.name} not found")
                 continue
-        rows += nerf_scene(scene, Path(data), args, console)
+        nerf_scene(scene, Path(data), args, console, add)
+        save(True)
     for image in args.images:
-        rows += image_bench(SHARED / "kodak" / f"{image}.png", args, console)
+        image_bench(SHARED / "kodak" / f"{image}.png", args, console, add)
+        save(True)
     for shape in args.shapes:
-        rows += sdf_bench(SHARED / "meshes" / f"{shape}.ply", args, console)
+        sdf_bench(SHARED / "meshes" / f"{shape}.ply", args, console, add)
+        save(True)
     table = Table(title="Distillation (teacher ngp); scratch = the student trained on the real data")
     cols = ["scene", "student", "psnr", "ssim", "teacher_psnr", "chamfer_l1_rel", "seconds", "equal_time_psnr", "to_target_seconds", "render_s",
             "render_speedup_vs_teacher", "render_speedup_vs_nerf", "tile_q99_max"]
@@ -228,10 +254,7 @@ def main() -> None:
     for r in rows:
         table.add_row(*[show(r[c]) if c in r else "" for c in cols])
     Console().print(table)
-    env = {"machine": cpu_name(), "platform": platform.platform(), "torch": torch.__version__, "threads": torch.get_num_threads(),
-           "device": args.device, "args": public_args(args)}
-    path = ROOT / "scripts" / "results" / f"bench_distill{'-' + args.tag if args.tag else ''}.json"
-    path.write_text(json.dumps({"env": env, "results": rows}, indent=1))
+    save(False)
     console.print(f"wrote {path.relative_to(ROOT)}")
 
 

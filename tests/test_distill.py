@@ -10,14 +10,13 @@ import imageio.v3 as iio
 import numpy as np
 import pytest
 import torch
-from torch import Tensor, nn
-
 from fieldforge.app.cli import main
 from fieldforge.app.distill.losses import clamped_log_density, density_loss_per_sample
 from fieldforge.app.distill.teacher import Teacher
 from fieldforge.app.tasks.base import TaskContext
 from fieldforge.app.trainer import Stage, StepContext
 from fieldforge.fields.outputs import FieldOutputs
+from torch import Tensor, nn
 
 CPU = TaskContext(torch.device("cpu"))
 
@@ -145,6 +144,7 @@ class Blob(nn.Module):
 @pytest.fixture(scope="module")
 def capture(tmp_path_factory):
     from fieldforge.data.captures import load_capture
+
     from tests.test_captures_nerfstudio import write_capture
 
     path = write_capture(tmp_path_factory.mktemp("cap") / "cap", n_views=12, width=16, height=12)
@@ -243,14 +243,13 @@ class Stop:
 
 
 def test_distilled_nerf_resumes_mid_stage_bit_for_bit(capture, tmp_path) -> None:
-    from safetensors.torch import load_file
-
     from fieldforge.app.distill.teacher import load_teacher
     from fieldforge.app.tasks.distill import distill_config
-    from fieldforge.app.train import resume, train
 
     # a tiny trained teacher: 8 steps of ngp
     from fieldforge.app.tasks.nerf import nerf_train_config
+    from fieldforge.app.train import resume, train
+    from safetensors.torch import load_file
 
     t = tiny_nerf_config("ngp")
     tconf = replace(nerf_train_config("ngp"), data=capture.source, field=t.field, render=t.render, eval_views=1,
@@ -258,7 +257,7 @@ def test_distilled_nerf_resumes_mid_stage_bit_for_bit(capture, tmp_path) -> None
     train(tconf)
     teacher = load_teacher(tmp_path / "t")
     options = replace(t.distill, point_steps=4, render_steps=8, hard_rays=0.5, batch_size=2048)
-    kw = dict(output_dir=tmp_path, progress=False, device="cpu", eval_every=0, checkpoint_every=3)
+    kw = {"output_dir": tmp_path, "progress": False, "device": "cpu", "eval_every": 0, "checkpoint_every": 3}
     config = distill_config(teacher, "ngp", options, name="full", **kw)
     config = replace(config, field=t.field, eval_views=1)
     train(config)

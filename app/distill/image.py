@@ -10,12 +10,11 @@ teacher on a grid ``supersample`` times finer than the image.
 import math
 
 import torch
-from torch import Tensor, nn
-
 from fieldforge.app.tasks.base import TaskContext
 from fieldforge.app.trainer import StepContext, StepResult, Track
 from fieldforge.data.samplers import pixel_coords
 from fieldforge.fields.metrics import psnr
+from torch import Tensor, nn
 
 
 class ImageDistillTask:

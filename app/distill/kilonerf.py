@@ -18,12 +18,11 @@ to the teacher (``teacher_psnr``) of ``NerfDistillTask``.
 from dataclasses import replace
 
 import torch
-from torch import Tensor
-
 from fieldforge.app.distill.nerf import NerfDistillTask
 from fieldforge.app.tasks.base import TaskContext
 from fieldforge.app.trainer import StepContext, StepResult, Track
 from fieldforge.fields import kilonerf as kn
+from torch import Tensor
 
 HELD_OUT_PER_TILE = 16
 
@@ -59,7 +58,7 @@ class KiloNerfDistillTask(NerfDistillTask):
             result = self.student.train_step(ctx)
             result.loss = result.loss + kn.view_dependent_penalty(self.model).to(result.loss.device)
             return result
-        points, ids = kn.sample_in_tiles(self.model, self.per_tile, self.generator)
+        points, _ = kn.sample_in_tiles(self.model, self.per_tile, self.generator)
         dirs = torch.nn.functional.normalize(torch.randn(points.shape[0], 3, generator=self.generator), dim=-1).to(self.device)
         err = self.tile_errors(points, dirs)
         loss = err.mean() * self.n_tiles  # mean per tile (equal counts), summed over tiles

@@ -22,8 +22,6 @@ and ``teacher_test_psnr`` (the teacher against the real images).
 import math
 
 import torch
-from torch import Tensor, nn
-
 from fieldforge.app.distill.losses import colour_loss_per_sample, density_loss_per_sample, feature_loss_per_sample
 from fieldforge.app.tasks.base import TaskContext
 from fieldforge.app.trainer import StepContext, StepResult, Track
@@ -33,6 +31,7 @@ from fieldforge.fields.rendering.contraction import lindisp_steps, uncontract
 from fieldforge.fields.rendering.rays import generate_rays, ndc_rays, pixel_grid
 from fieldforge.fields.rendering.sampling import RaySamples, edge_samples, filter_samples, march_rays, ray_aabb_intersect
 from fieldforge.fields.rendering.volume import RenderOutputs, volume_render
+from torch import Tensor
 
 
 class TeacherSampler:
@@ -102,7 +101,7 @@ class TeacherSampler:
             s = self.samples(o, d, training=False)
             pos = s.positions(o, d)
             t = self.teacher.query(pos, d[s.ray_indices]) if s.n_samples else None
-            res = volume_render(s, lambda t0, t1, ri: (t.rgb, t.density), background.to(device))
+            res = volume_render(s, lambda t0, t1, ri, t=t: (t.rgb, t.density), background.to(device))
             out.append(res.rgb.float().cpu())
         return torch.cat(out).reshape(height, width, 3).clamp(0, 1)
 
@@ -171,7 +170,7 @@ class NerfDistillTask:
 
     def rays(self, n: int, hard: int) -> tuple[Tensor, Tensor]:
         n_fresh = n - hard
-        n_virtual = int(round(n_fresh * self.options.virtual_views))
+        n_virtual = round(n_fresh * self.options.virtual_views)
         frames, pix, _ = self.student.bank.sample(n_fresh - n_virtual, self.generator)
         o1, d1 = self.student.rays(frames, pix)
         o2, d2 = self.virtual_rays(n_virtual)
@@ -185,7 +184,7 @@ class NerfDistillTask:
     # -- training ----------------------------------------------------------------------------------
     def train_step(self, ctx: StepContext) -> StepResult:
         w_rgb = ctx.weight("rgb", 0.0)
-        hard = min(int(round(self.n_rays * self.options.hard_rays)), self.pool_o.shape[0]) if w_rgb > 0 else 0
+        hard = min(round(self.n_rays * self.options.hard_rays), self.pool_o.shape[0]) if w_rgb > 0 else 0
         o, d = self.rays(self.n_rays, hard)
         bg = torch.rand(o.shape[0], 3, generator=self.generator).to(self.device)
         samples = self.sampler.samples(o, d, training=True, generator=self.generator)

@@ -11,12 +11,11 @@ student's own (Chamfer / F-score / IoU against the real shape) plus ``teacher_sd
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor, nn
-
 from fieldforge.app.distill.losses import normal_loss_per_sample
 from fieldforge.app.tasks.base import TaskContext
 from fieldforge.app.trainer import StepContext, StepResult, Track
 from fieldforge.fields.losses import spatial_gradient
+from torch import Tensor, nn
 
 POOL_SIZE = 1 << 18
 HELD_OUT = 1 << 14

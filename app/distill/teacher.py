@@ -22,12 +22,11 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from torch import Tensor, nn
-
 from fieldforge.data.errors import InputError
 from fieldforge.data.transforms import Similarity
 from fieldforge.fields.capabilities import Queryable
 from fieldforge.fields.outputs import FieldOutputs
+from torch import Tensor, nn
 
 SIGNALS = ("image", "sdf", "nerf")
 

@@ -16,8 +16,6 @@ from typing import Annotated, Any
 
 import torch
 import tyro
-from torch import nn
-
 from fieldforge.app.runs import RunDir
 from fieldforge.app.tasks import get_task
 from fieldforge.app.tasks.base import TaskContext, TaskDefinition
@@ -26,6 +24,7 @@ from fieldforge.app.tasks.nerf import NerfTrainConfig
 from fieldforge.app.tasks.sdf import SDFTrainConfig
 from fieldforge.app.trainer import Stage, Task
 from fieldforge.data.errors import InputError
+from torch import nn
 
 
 @dataclass(frozen=True)
