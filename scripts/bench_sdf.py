@@ -9,8 +9,14 @@ error is far below the reconstructions'). Every fit is a ``fieldforge train sdf`
 ``--resolution``, 100k surface samples per side; point clouds are scored against their input points,
 whose sparsity alone costs ≈0.47% of the diagonal for the bunny).
 
-Example (CPU, the README table):
-    python scripts/bench_sdf.py --steps 300 --tag cpu
+Scans (``--suite scans``): point clouds sampled from the bunny, the shared tree mesh and the analytic torus
+and box (clean and noisy 25k points, σ = 0.25% / 0.5% of the diagonal, sparse 3k; normals given or not),
+each reconstructed by ``fieldforge train sdf`` with the device defaults and by open3d's screened Poisson in
+the same run; both meshes scored against the true surface with exact point-to-triangle distances.
+
+Example (CPU, the README tables; the default runs both suites, the full grids):
+    python scripts/bench_sdf.py --suite meshes --steps 300 --tag cpu
+    python scripts/bench_sdf.py --suite scans --tag scans-cpu
 Writes a rich table to stdout and JSON to scripts/results/bench_sdf[-TAG].json.
 """
 

@@ -45,7 +45,7 @@ def held_out_loss(task: SDFTask) -> float:
     other = replace(config, trainer=replace(config.trainer, seed=HELD_OUT_SEED))
     samples = training_samples(cloud, other)  # meshes: exact SDF/occupancy; point clouds + occupancy: the oriented-point rule
     with torch.no_grad():
-        if samples is None:  # point cloud, SDF target: approximate distances from the oriented points
+        if samples is None:  # point cloud with --sampling.point-targets implicit: nearest-point distances
             s = config.sampling
             batch = SurfaceSampler(cloud.points, cloud.normals, 8192, None, s.sigmas, s.uniform_fraction, seed=HELD_OUT_SEED).sample()
             return float((model(batch.points).sdf - batch.sdf).abs().mean())
@@ -116,7 +116,7 @@ def test_every_preset_improves_on_point_clouds_with_the_other_target_too(method,
     other = "occupancy" if preset.target == "sdf" else "sdf"
     config = sdf_train_config(method, other)
     assert config.field.head == other
-    # sdf on a point cloud: the implicit loss (double backward)
+    # sdf on a point cloud: L1 to the IMLS targets of the sample pool (data/pointcloud_sdf.py)
     before, after = _run(config, shapes["points"], tmp_path, steps=10 if method in NO_SURFACE_YET else 100)
     if method in NO_SURFACE_YET:
         # Point-cloud labels are approximations (the nearest oriented point's rule) that a hash grid already

@@ -148,7 +148,7 @@ METHODS: dict[str, SDFMethodPreset] = {
 @dataclass(frozen=True)
 class SDFSamplingConfig:
     """Training samples. Meshes: a fixed pool with exact SDF/occupancy, drawn once before training.
-    Point clouds: surface points + normals and off-surface points, drawn every step."""
+    Point clouds: the same kind of pool with IMLS targets of the oriented points (``point_targets``)."""
 
     pool_size: int = 1_000_000
     """Points in the mesh sample pool (near-surface + uniform)."""
@@ -202,9 +202,9 @@ class SDFTrainConfig:
     method: str = DEFAULT_METHOD
     """Method preset; --field.* options override it."""
     target: Target = "sdf"
-    """'sdf': signed distance (meshes: L1 to the exact distance; point clouds: L1 to approximate distances
-    from the oriented points + implicit-surface terms with an eikonal regulariser).
-    'occupancy': inside probability (BCE; point clouds get inside labels from their oriented normals)."""
+    """'sdf': signed distance (meshes: L1 to the exact distance; point clouds: L1 to IMLS distances of the
+    oriented points, see --sampling.point-targets).
+    'occupancy': inside probability (BCE; point clouds: inside where those distances are negative)."""
     field: TaskFieldConfig = dataclasses.field(default_factory=lambda: task_field(with_head(METHODS[DEFAULT_METHOD].field, "sdf")))
     optim: OptimizerConfig = dataclasses.field(default_factory=lambda: METHODS[DEFAULT_METHOD].optim)
     trainer: Annotated[TrainerConfig, tyro.conf.OmitArgPrefixes] = dataclasses.field(
@@ -294,8 +294,8 @@ def shape_reference(cloud: PointCloud, n: int, sign_rays: int) -> ShapeReference
 
 
 def training_samples(cloud: PointCloud, config: SDFTrainConfig) -> SDFSamples | None:
-    """The fixed sample pool (meshes; point clouds with the occupancy target), or ``None`` (point-cloud SDF:
-    its samples are drawn every step by ``SurfaceSampler``)."""
+    """The fixed sample pool (meshes: exact; point clouds: IMLS targets), or ``None`` (point clouds with
+    ``point_targets='implicit'`` and the SDF target: samples drawn every step by ``SurfaceSampler``)."""
     s = config.sampling
     seed = config.trainer.seed
     if cloud.is_mesh:
