@@ -94,7 +94,7 @@ def help_text(task: TaskDefinition, default_method: str) -> str:
         f"--encoding {{{','.join(encodings)}}} and --network {{{','.join(networks)}}} swap that component of the "
         "method for the named type with its defaults (--help after them lists its options).\n"
         f"--resume RUN continues a run with its saved config (only {', '.join(RESUME_OPTIONS[1:])} may be given with it).\n"
-        + VIEWER_HELP + "\n" + PARALLEL_HELP
+        + task.extra_help + VIEWER_HELP + "\n" + PARALLEL_HELP
     )
 
 

@@ -45,6 +45,8 @@ class TaskDefinition:
     """What ``--data`` takes, for messages."""
     default: ClassVar[str]
     """The default method (on every device today; ``default_method`` may choose per device)."""
+    extra_help: ClassVar[str] = ""
+    """Options of this task handled before parsing (shown in ``--help``)."""
     info_file: ClassVar[str] = "data.json"
     """The run's record of its input (sizes, normalization, cameras): what loading the model needs."""
 

@@ -385,6 +385,8 @@ class NerfTaskDefinition(TaskDefinition):
     default = DEFAULT_METHOD
     data_hint = "a capture directory or transforms file"
     info_file = "capture.json"
+    extra_help = ("--process True: --data may be a folder of unposed photos or a video; it is posed first with "
+                  "'fieldforge capture process' into DATA-capture/ (reused when it exists).\n")
 
     def preset_config(self, method: str) -> NerfTrainConfig:
         preset = METHODS[method]
