@@ -215,3 +215,39 @@ def test_ns_trained_teacher_renders_the_capture(ns_run, capture):
     target = cap.composited(i).double()
     empty = psnr(cap.background.double().expand_as(target), target)
     assert psnr(image.clamp(0, 1), target) > empty + TRAINED_GAIN
+
+
+
+DISTILL_STEPS = 10
+"""KiloNeRF per-tile distillation steps of the student (no fine-tuning on the images): the run is checked for
+its plumbing and frame, not its quality (the 60-step CPU teacher is too faint for KiloNeRF's occupancy grid)."""
+
+
+def test_distills_into_a_fieldforge_run(ns_run, tmp_path):
+    """nerfstudio → KiloNeRF: `fieldforge distill --teacher RUN/config.yml` refuses without --trust-checkpoint
+    (exit 2, one line, nothing written); with it the student is a FieldForge run of the teacher's capture in the
+    teacher's frame (so its exports land in the capture's coordinates), recording the teacher, and
+    `fieldforge export render` accepts it."""
+    from fieldforge.data.transforms import Similarity
+
+    base = [BIN / "fieldforge", "distill", "--teacher", ns_run, "--method", "kilonerf", "--output-dir", tmp_path, "--name", "student"]
+    refused = subprocess.run([str(c) for c in base], capture_output=True, text=True, timeout=600)
+    assert refused.returncode == 2 and "--trust-checkpoint" in refused.stderr and len(refused.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "student").exists()
+    run(
+        base + ["--trust-checkpoint", "True", "--device", "cpu", "--progress", "False", "--eval-every", 0,
+                "--tile-steps", DISTILL_STEPS, "--finetune-steps", 0, "--batch-size", 2048],
+        tmp_path,
+    )
+    student = tmp_path / "student"
+    teacher = _load(ns_run)
+    recorded = json.loads((student / "capture.json").read_text())
+    assert recorded["normalization"] == teacher.info["normalization"]
+    assert Similarity.from_dict(recorded["normalization"]) == teacher.frame
+    assert recorded["scene_box"] == teacher.info["scene_box"]
+    config = (student / "config.yaml").read_text()
+    assert str(ns_run.parent.resolve()) in config and "fieldforge-ngp" in config
+    out = tmp_path / "renders"
+    run([BIN / "fieldforge", "export", "render", "--run", student, "--split", "test", "--output", out, "--device", "cpu"], tmp_path)
+    pngs = sorted(p for p in out.glob("*.png") if "depth" not in p.name and "_gt" not in p.name)
+    assert len(pngs) == len(teacher.info["split"]["test"])
