@@ -251,3 +251,22 @@ def test_distills_into_a_fieldforge_run(ns_run, tmp_path):
     run([BIN / "fieldforge", "export", "render", "--run", student, "--split", "test", "--output", out, "--device", "cpu"], tmp_path)
     pngs = sorted(p for p in out.glob("*.png") if "depth" not in p.name and "_gt" not in p.name)
     assert len(pngs) == len(teacher.info["split"]["test"])
+
+
+def test_other_nerfstudio_fields_answer_the_teacher_query():
+    """nerfacto's field (nerfacto, instant-ngp) through ``NerfstudioFieldQuery``: density depends on the point only,
+    colour also on the direction; densities are positive, colours in [0, 1] (its model is not built: LPIPS)."""
+    from nerfstudio.fields.nerfacto_field import NerfactoField
+
+    from fieldforge.app.integrations.nerfstudio.teacher import NerfstudioFieldQuery
+
+    torch.manual_seed(0)
+    field = NerfactoField(torch.tensor([[-1.0] * 3, [1.0] * 3]), num_images=3, implementation="torch").eval()
+    query = NerfstudioFieldQuery(field)
+    points = torch.rand(64, 3) * 1.6 - 0.8
+    dirs = torch.nn.functional.normalize(torch.randn(64, 3), dim=-1)
+    with torch.no_grad():
+        a, b, c = query(points, dirs), query(points, -dirs), query(points, None)
+    assert torch.equal(a.density, b.density) and torch.equal(a.density, c.density)
+    assert float((a.rgb - b.rgb).abs().max()) > 0 and bool((a.density > 0).all())
+    assert a.rgb.shape == (64, 3) and float(a.rgb.min()) >= 0 and float(a.rgb.max()) <= 1
