@@ -162,7 +162,7 @@ def _box_span(origins, directions, box):
 
 
 def psnr(a, b) -> float:
-    return -10 * math.log10(float(((a.double() - b.double()) ** 2).mean()))
+    return -10 * math.log10(max(float(((a.double() - b.double()) ** 2).mean()), 1e-20))
 
 
 def test_teacher_query_is_the_nerfstudio_model_in_our_frame(ns_run):
@@ -270,3 +270,25 @@ def test_other_nerfstudio_fields_answer_the_teacher_query():
     assert torch.equal(a.density, b.density) and torch.equal(a.density, c.density)
     assert float((a.rgb - b.rgb).abs().max()) > 0 and bool((a.density > 0).all())
     assert a.rgb.shape == (64, 3) and float(a.rgb.min()) >= 0 and float(a.rgb.max()) <= 1
+
+
+def test_nerfstudio_renders_our_model_like_the_reference(ns_run, capture):
+    """What nerfstudio's viewer, evaluation and ns-render call (``get_outputs_for_camera``: nerfstudio's cameras,
+    chunking and reshaping) renders the trained model as FieldForge's own renderer does along the same rays."""
+    import yaml
+    from nerfstudio.data.dataparsers.nerfstudio_dataparser import NerfstudioDataParserConfig
+
+    config = yaml.load(ns_run.read_text(), Loader=yaml.Loader)
+    outputs = NerfstudioDataParserConfig(data=capture).setup().get_dataparser_outputs("train")
+    model = config.pipeline.model.setup(scene_box=outputs.scene_box, num_train_data=len(outputs.cameras), device="cpu")
+    state = torch.load(next((ns_run.parent / "nerfstudio_models").glob("*.ckpt")), map_location="cpu", weights_only=False)
+    model.load_state_dict({k[len("_model."):]: v for k, v in state["pipeline"].items() if k.startswith("_model.")})
+    model.eval()
+    camera = outputs.cameras[0:1]
+    image = model.get_outputs_for_camera(camera)["rgb"].double()
+    rays = camera.generate_rays(camera_indices=0, keep_shape=True)
+    o, d = rays.origins.reshape(-1, 3).double(), rays.directions.reshape(-1, 3).double()
+    with torch.no_grad():
+        reference = model.nerf.render_rays(o.float(), d.float(), torch.tensor(model.config.background))[0].rgb.double()
+    assert image.shape == (int(camera.height), int(camera.width), 3)
+    assert psnr(image.reshape(-1, 3), reference) > 60.0
