@@ -51,6 +51,10 @@ class PointCloudSDFConfig:
     far: float = 2.5
     """Beyond this many bandwidths from the nearest point (and twice the winding-number dipoles' spacing) the
     magnitude is the distance to it (blended in up to twice that) and the sign the winding number's."""
+    reorient: bool = False
+    """Flip each normal that points into the solid by the winding number of all the others (a second pass
+    after the local consistent orientation). Off: on the bunny scans it fixed 20 of 80 flipped normals of the
+    sparse scan but flipped 0.6% more of the noisy-0.5 one (a flipped patch is locally self-consistent)."""
     winding_points: int = 1500
     """Oriented points (a random subset, areas scaled up) in the winding-number sum: its cost per query."""
 
@@ -72,6 +76,10 @@ class PointCloudSDF:
         dist, idx = self.tree.query(self.points, k=kmax + 1, workers=-1)
         self.spacing = dist[:, min(config.spacing_k, kmax)]
         self.noise = local_noise(self.points, idx[:, : min(config.noise_k, kmax) + 1])
+        self.flipped = 0
+        """Normals flipped by the winding-number re-orientation."""
+        if config.reorient:
+            self.normals, self.flipped = orient_by_winding(self.points, self.normals, self.spacing, kmax)
         self.bandwidth = np.maximum(config.spacing_scale * self.spacing, config.noise_scale * self.noise).clip(1e-6)
         """Per-point h, ``(n,)``."""
         area = np.pi * self.spacing**2 / max(1, min(config.spacing_k, kmax))  # π r_k² / k: area per point at that density
@@ -112,14 +120,43 @@ class PointCloudSDF:
 
     def winding_number(self, query: Float[Tensor, "m 3"], chunk: int = 2048) -> Float[Tensor, " m"]:
         """Generalized winding number of the oriented points at ``query``: ≈1 inside, ≈0 outside ``(m,)``."""
-        pos, an = self.dipoles
-        pn, p2 = (pos * an).sum(-1), (pos * pos).sum(-1)
-        out = []
-        for q in query.split(chunk):  # (p − q)·a n and ‖p − q‖² by matrix products: (c, w) temporaries only
-            num = pn[None, :] - q @ an.T
-            d2 = (p2[None, :] + (q * q).sum(-1, keepdim=True) - 2 * q @ pos.T).clamp_min(1e-12)
-            out.append((num * d2.rsqrt() / d2).sum(-1) / (4 * np.pi))
-        return torch.cat(out) if out else torch.zeros(0)
+        return winding_number(*self.dipoles, query, chunk)
+
+
+def winding_number(points: Tensor, area_normals: Tensor, query: Tensor, chunk: int = 2048) -> Tensor:
+    """Generalized winding number of dipoles at ``points`` ``(w, 3)`` with area-weighted normals at ``query`` ``(m,)``."""
+    pn, p2 = (points * area_normals).sum(-1), (points * points).sum(-1)
+    out = []
+    for q in query.split(chunk):  # (p − q)·a n and ‖p − q‖² by matrix products: (c, w) temporaries only
+        num = pn[None, :] - q @ area_normals.T
+        d2 = (p2[None, :] + (q * q).sum(-1, keepdim=True) - 2 * q @ points.T).clamp_min(1e-12)
+        out.append((num * d2.rsqrt() / d2).sum(-1) / (4 * np.pi))
+    return torch.cat(out) if out else torch.zeros(0)
+
+
+def orient_by_winding(points: np.ndarray, normals: np.ndarray, spacing: np.ndarray, k: int, max_dipoles: int = 8000,
+                      rounds: int = 2) -> tuple[np.ndarray, int]:
+    """Flip the normals ``n_i`` whose outside step ``p_i + ε n_i`` has a larger winding number than the inside
+    step ``p_i − ε n_i`` (ε: twice the dipoles' spacing); returns the normals and how many were flipped."""
+    rng = np.random.default_rng(1)
+    keep = rng.permutation(len(points))[:max_dipoles]
+    area = np.pi * spacing**2 / max(1, k)
+    pos = torch.from_numpy(points[keep]).float()
+    scale = (area[keep] * area.sum() / area[keep].sum())[:, None]
+    eps = 2.0 * float(np.sqrt(area.sum() / len(keep)))
+    p = torch.from_numpy(points).float()
+    n = normals.copy()
+    total = np.zeros(len(points), dtype=bool)
+    for _ in range(rounds):
+        an = torch.from_numpy(n[keep] * scale).float()
+        nt = torch.from_numpy(n).float()
+        w = winding_number(pos, an, torch.cat([p + eps * nt, p - eps * nt])).numpy()
+        flip = w[: len(p)] > w[len(p) :]
+        if not flip.any():
+            break
+        n[flip] = -n[flip]
+        total ^= flip
+    return n, int(total.sum())
 
 
 def local_noise(points: np.ndarray, neighbourhoods: np.ndarray) -> np.ndarray:
@@ -159,4 +196,4 @@ def pointcloud_sdf_samples(
     return SDFSamples(points=pts, sdf=sdf, occupancy=(sdf < 0).float())
 
 
-__all__ = ["PointCloudSDF", "PointCloudSDFConfig", "local_noise", "pointcloud_sdf_samples"]
+__all__ = ["PointCloudSDF", "PointCloudSDFConfig", "local_noise", "orient_by_winding", "pointcloud_sdf_samples", "winding_number"]
