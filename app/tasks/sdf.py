@@ -148,7 +148,7 @@ METHODS: dict[str, SDFMethodPreset] = {
 @dataclass(frozen=True)
 class SDFSamplingConfig:
     """Training samples. Meshes: a fixed pool with exact SDF/occupancy, drawn once before training.
-    Point clouds: the same kind of pool with IMLS targets of the oriented points (``point_targets``)."""
+    Point clouds: the same kind of pool with IMLS targets of the oriented points (--sampling.point-targets)."""
 
     pool_size: int = 1_000_000
     """Points in the mesh sample pool (near-surface + uniform)."""
@@ -160,7 +160,7 @@ class SDFSamplingConfig:
     """Rays of the inside/outside parity vote (odd); more rays make open meshes' signs steadier."""
     normal_neighbours: int | None = None
     """k of the normal estimation of point clouds without normals (PCA + consistent orientation); None: from
-    the point count, ``clip(round(√n / 5), 10, 30)``. Bunny scans, normals flipped: noisy (σ = 0.5% of the
+    the point count, clip(round(√n / 5), 10, 30). Bunny scans, normals flipped: noisy (σ = 0.5% of the
     diagonal, 25k points) k=8 49%, 12 3.8%, 20 0.3%, 30 0.04%; sparse (3k points) k=8..16 ≤ 0.1%, 20 2.0%, 30 2.7%."""
     point_targets: Literal["imls", "implicit"] = "imls"
     """Point clouds: 'imls': a sample pool (drawn once, like a mesh's) with noise-adaptive IMLS distances of
