@@ -13,10 +13,14 @@ median ratio of steps/s and the wall-time share the viewer used.
 Writes a table and JSON to scripts/results/bench_viewer[-TAG].json.
 """
 
-import argparse
+import os
+
+# as `fieldforge train --viewer` sets it (app/cli.py): OpenMP workers must not spin between parallel regions
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+import argparse  # noqa: E402
 import json
 import math
-import os
 import statistics
 import sys
 import tempfile

@@ -82,8 +82,8 @@ class Pacer:
                 return
             self.cond.notify_all()
             deadline = time.perf_counter() + max(self.credit, 0.0) + 0.5
-            while self.credit > 0 and (self.waiting or self.active) and time.perf_counter() < deadline:
-                self.cond.wait(0.01)
+            while self.credit > 0 and (self.waiting or self.active) and (now := time.perf_counter()) < deadline:
+                self.cond.wait(deadline - now)  # a slot's end notifies: no polling delay between render and step
 
     def finish(self) -> None:
         with self.cond:
