@@ -171,6 +171,27 @@ def run(method: str, scene: str, data: Path, args, console: Console) -> dict:
     }
 
 
+def save(results: list[dict], args) -> Path:
+    """The results so far as JSON (written after every run: an interrupted benchmark keeps what it measured)."""
+    device = resolve_device(args.device)
+    env = {
+        "device": torch.cuda.get_device_name(0) if device.type == "cuda" else cpu_name(),
+        "torch": torch.__version__, "threads": torch.get_num_threads(), "cpu_count": os.cpu_count(),
+        "load_average_at_end": os.getloadavg(), "argv": sys.argv[1:],
+    }
+    out = ROOT / "scripts" / "results" / f"bench_nerf{'-' + args.tag if args.tag else ''}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps({"env": env, "results": results}, indent=1))
+    tmp.replace(out)
+    return out
+
+
+def record(results: list[dict], result: dict, args) -> None:
+    results.append(result)
+    save(results, args)
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--methods", default="ngp", help=f"comma-separated presets ({', '.join(METHODS)})")
@@ -217,14 +238,14 @@ def main() -> None:
                 if args.formats:
                     for fmt, path in lego_in_formats(Path(tmp), [f for f in args.formats.split(",") if f], console).items():
                         for method in [m for m in args.methods.split(",") if m]:
-                            results.append(run(method, f"lego_half:{fmt}", path, args, console))
+                            record(results, run(method, f"lego_half:{fmt}", path, args, console), args)
                     continue
             else:
                 raise SystemExit(f"unknown scene {scene!r}")
             for method in [m for m in args.methods.split(",") if m]:
                 if method not in METHODS:
                     raise SystemExit(f"unknown method {method!r}; choose from {', '.join(METHODS)}")
-                results.append(run(method, scene, data, args, console))
+                record(results, run(method, scene, data, args, console), args)
     table = Table(title=f"NeRF benchmark ({results[0]['eval_views'] if results else 0} test views; training time excludes evaluation)")
     for col in ("method", "scene", "steps", "train s", "cpu s", "test PSNR", "SSIM", "train rays/s", "samples/s", "render rays/s", "peak MB"):
         table.add_column(col, justify="right" if col not in ("method", "scene") else "left")
@@ -232,19 +253,7 @@ def main() -> None:
         table.add_row(r["method"], r["scene"], str(r["steps"]), f"{r['train_seconds']:.0f}", f"{r['train_cpu_seconds']:.0f}", f"{r['psnr']:.2f}", f"{r['ssim']:.4f}",
                       f"{r['train_rays_per_s']:,.0f}", f"{r['train_samples_per_s']:,.0f}", f"{r['render_rays_per_s']:,.0f}", f"{r['peak_memory_mb']:,.0f}")
     console.print(table)
-    device = resolve_device(args.device)
-    env = {
-        "device": torch.cuda.get_device_name(0) if device.type == "cuda" else cpu_name(),
-        "torch": torch.__version__, "threads": torch.get_num_threads(), "cpu_count": os.cpu_count(),
-        "load_average_at_end": os.getloadavg(), "argv": sys.argv[1:],
-    }
-    out = ROOT / "scripts" / "results" / f"bench_nerf{'-' + args.tag if args.tag else ''}.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps({"env": env, "results": results}, indent=1))
-    tmp.replace(out)
-    console.print(f"→ {out}")
-
+    console.print(f"→ {save(results, args)}")
 
 if __name__ == "__main__":
     main()
