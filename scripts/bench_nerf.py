@@ -255,5 +255,6 @@ def main() -> None:
     console.print(table)
     console.print(f"→ {save(results, args)}")
 
+
 if __name__ == "__main__":
     main()
