@@ -11,12 +11,10 @@ transmittance vanishes, which is what makes the CPU path usable. Everything here
 (cameras as ``c2w``/intrinsics tensors), never ``data`` types.
 """
 
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 import torch
-from jaxtyping import Float
-from torch import Tensor, nn
-
 from fieldforge.fields.field import FieldConfig, RadianceField, make_field
 from fieldforge.fields.outputs import FieldOutputs
 from fieldforge.fields.rendering.contraction import contract, lindisp_steps
@@ -24,6 +22,8 @@ from fieldforge.fields.rendering.occupancy_grid import OccupancyGrid
 from fieldforge.fields.rendering.rays import generate_rays, ndc_rays, pixel_grid
 from fieldforge.fields.rendering.sampling import RaySamples, edge_samples, filter_samples, march_rays, ray_aabb_intersect
 from fieldforge.fields.rendering.volume import RenderOutputs, volume_render
+from jaxtyping import Float
+from torch import Tensor, nn
 
 RENDER_BYTES_PER_SAMPLE = 8192
 """Stated peak memory per candidate sample when rendering with the 16-level hash grid on a CPU (measured:
@@ -162,11 +162,15 @@ class NerfModel(nn.Module):
         )
 
     # -- rendering ---------------------------------------------------------------------------------
-    def sample(self, origins: Tensor, directions: Tensor, training: bool, generator: torch.Generator | None = None) -> RaySamples:
+    def sample(self, origins: Tensor, directions: Tensor, training: bool, generator: torch.Generator | None = None,
+               density_fn: Callable[[Tensor], Tensor] | None = None) -> RaySamples:
+        """Samples along the rays through the occupancy grid; ``density_fn`` (default: this model's) decides
+        early termination (a distiller passes its teacher's)."""
         r = self.render_config
+        density = self.density if density_fn is None else density_fn
 
         def sigma_fn(t0: Tensor, t1: Tensor, ri: Tensor) -> Tensor:
-            return self.density(origins[ri] + (0.5 * (t0 + t1))[:, None] * directions[ri])
+            return density(origins[ri] + (0.5 * (t0 + t1))[:, None] * directions[ri])
 
         use_sigma = sigma_fn if (r.early_stop_eps > 0 or r.alpha_thre > 0) else None
         if not self.contracted:

@@ -27,9 +27,9 @@ from fieldforge.app.tasks.base import TaskContext
 from fieldforge.app.trainer import StepContext, StepResult, Track
 from fieldforge.fields.metrics import psnr
 from fieldforge.fields.radiance_model import NerfModel
-from fieldforge.fields.rendering.contraction import lindisp_steps, uncontract
+from fieldforge.fields.rendering.contraction import uncontract
 from fieldforge.fields.rendering.rays import generate_rays, ndc_rays, pixel_grid
-from fieldforge.fields.rendering.sampling import RaySamples, edge_samples, filter_samples, march_rays, ray_aabb_intersect
+from fieldforge.fields.rendering.sampling import RaySamples
 from fieldforge.fields.rendering.volume import RenderOutputs, volume_render
 from torch import Tensor
 
@@ -63,26 +63,7 @@ class TeacherSampler:
     @torch.no_grad()
     def samples(self, origins: Tensor, directions: Tensor, training: bool, generator: torch.Generator | None = None) -> RaySamples:
         """``NerfModel.sample`` with the teacher's density deciding early termination."""
-        model, r = self.model, self.model.render_config
-
-        def sigma_fn(t0: Tensor, t1: Tensor, ri: Tensor) -> Tensor:
-            return self.density(origins[ri] + (0.5 * (t0 + t1))[:, None] * directions[ri])
-
-        use_sigma = sigma_fn if (r.early_stop_eps > 0 or r.alpha_thre > 0) else None
-        if not model.contracted:
-            return march_rays(
-                origins, directions, model.scene_box, model.step_size, occupied_fn=model.grid.occupied, sigma_fn=use_sigma,
-                near_plane=r.near_plane, stratified=training, generator=generator, alpha_thre=r.alpha_thre,
-                early_stop_eps=r.early_stop_eps, max_steps=4 * r.steps_per_ray, eval_chunk=r.render_samples,
-            )
-        near = torch.full((origins.shape[0],), max(r.near_plane, 1e-3), device=origins.device)
-        t_near, t_far = ray_aabb_intersect(origins, directions, model.scene_box)
-        near = torch.where((t_far > t_near) & (t_near > near), t_near, near)
-        edges = lindisp_steps(near, r.contraction_steps, stratified=training, generator=generator)
-        return filter_samples(
-            edge_samples(edges), origins, directions, occupied_fn=lambda p: model.grid.occupied(model.to_field(p)), sigma_fn=use_sigma,
-            alpha_thre=r.alpha_thre, early_stop_eps=r.early_stop_eps, eval_chunk=r.render_samples,
-        )
+        return self.model.sample(origins, directions, training, generator, density_fn=self.density)
 
     @torch.no_grad()
     def render_image(self, c2w: Tensor, intrinsics: Tensor, width: int, height: int, distortion: Tensor | None, background: Tensor,
