@@ -49,8 +49,8 @@ def train(
     parallel = DataParallel(rank, world_size) if world_size > 1 else None
     prepared = task_def.prepare(config)  # bad input fails here, before anything is written
     info = task_def.run_info(config, prepared)
-    if not resuming:
-        check_buildable(task_def, config, info)
+    # built before anything is written: options only the model's constructor checks fail as input errors
+    model = seeded_model(task_def, config, info)
     if run is None:
         if rank != 0 and parallel is None:
             raise ValueError("ranks other than 0 train into the run directory rank 0 created: pass run=")
@@ -69,8 +69,8 @@ def train(
             return config if (run.path / "fresh.json").is_file() else apply_fresh(task_def, config, prepared, info, run, device)
 
         config = on_main(parallel, fresh_config)
-    torch.manual_seed(config.trainer.seed)
-    model = task_def.build_model(config, info).to(device)
+        model = seeded_model(task_def, config, info)  # FreSh's pick changes the field
+    model = model.to(device)
     ctx = TaskContext(device, rank, world_size)
     task = task_def.build_task(config, model, prepared, ctx)
     trainer = Trainer(
@@ -100,11 +100,12 @@ def train(
     return run, metrics
 
 
-def check_buildable(task_def: Any, config: Any, info: dict) -> None:
-    """Build the model once before anything is written: options that only the model's constructor can
-    check (e.g. a tile grid with the wrong number of axes) fail as an input error, leaving no run folder."""
+def seeded_model(task_def: Any, config: Any, info: dict) -> torch.nn.Module:
+    """The task's model initialized from the run's seed; options that only the model's constructor can check
+    (e.g. a tile grid with the wrong number of axes) are an input error."""
+    torch.manual_seed(config.trainer.seed)
     try:
-        task_def.build_model(config, info)
+        return task_def.build_model(config, info)
     except (ValueError, TypeError, AssertionError) as e:
         raise InputError(None, f"the model cannot be built from these options: {e}") from None
 
