@@ -13,10 +13,8 @@ from pathlib import Path
 import imageio.v3 as iio
 import numpy as np
 import pytest
-from fieldforge.app.cli import main
 
-from tests.test_captures_nerfstudio import write_capture
-from tests.test_nerf_train import TINY as NERF_TINY
+from tests.test_viewer import nerf_run  # noqa: F401  (fixture: a tiny trained NeRF run)
 
 ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -56,17 +54,7 @@ def browser():
         b.close()
 
 
-@pytest.fixture(scope="module")
-def nerf_run(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("browser-nerf")
-    cap = write_capture(root / "cap", n_views=12, width=24, height=20)
-    argv = ["train", "nerf", "--data", str(cap), "--output-dir", str(root / "runs"), "--name", "r", "--steps", "24",
-            "--eval-every", "0", "--checkpoint-every", "0", *NERF_TINY]
-    assert main(argv) == 0
-    return root / "runs" / "r"
-
-
-def test_viewer_in_headless_chromium(browser, nerf_run):
+def test_viewer_in_headless_chromium(browser, nerf_run):  # noqa: F811
     from fieldforge.app.loader import load_run
     from fieldforge.app.viewer.server import Viewer
 
