@@ -20,7 +20,7 @@ $(VENV)/.installed: pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
 	$(PY) -c "import torch" 2>/dev/null || $(PIP) install -q "$(TORCH)"
-	$(PIP) install -q -e ".[dev,gpu]"
+	$(PIP) install -q -e ".[dev,gpu,viewer]"
 	@touch $@
 
 venv: system-deps $(VENV)/.installed
@@ -36,9 +36,9 @@ test: venv
 bench: venv
 	$(PY) scripts/bench_image.py
 
-# nerfstudio interoperability (tests/nerfstudio/) in a venv of its own: nerfstudio 1.1.5 pins viser==0.2.7 (our
-# viewer needs viser 1.1; only `fieldforge view` uses it, so FieldForge goes in without that one pin) and numpy<2.
-# torch 2.14.1 + torchvision 0.29.1: the pair whose torchvision imports (beside the CPU torch 2.13.0 it does not).
+# nerfstudio interoperability (tests/nerfstudio/) in a venv of its own, with the nerfstudio extra and without the
+# viewer extra: nerfstudio 1.1.5 pins viser==0.2.7 (`fieldforge view` needs viser 1.1) and numpy<2.
+# torch 2.14.1 + torchvision 0.29.1 first: the pair whose torchvision imports (beside the CPU torch 2.13.0 it does not).
 NS_VENV  := .venv-nerfstudio
 NS_PY    := $(NS_VENV)/bin/python
 NS_TORCH ?= torch==2.14.1 torchvision==0.29.1
@@ -47,10 +47,7 @@ $(NS_VENV)/.installed: pyproject.toml
 	@test -x $(NS_PY) || $(PYTHON) -m venv $(NS_VENV)
 	$(NS_PY) -m pip install -q --upgrade pip
 	$(NS_PY) -m pip install -q $(NS_TORCH)
-	$(NS_PY) -m pip install -q "nerfstudio>=1.1.5" "pytest>=8" "beartype>=0.18"
-	$(NS_PY) -c 'import tomllib; d = tomllib.load(open("pyproject.toml", "rb"))["project"]["dependencies"]; print("\n".join(r for r in d if not r.startswith("viser")))' > $(NS_VENV)/fieldforge-requirements.txt
-	$(NS_PY) -m pip install -q -r $(NS_VENV)/fieldforge-requirements.txt
-	$(NS_PY) -m pip install -q --no-deps -e .
+	$(NS_PY) -m pip install -q -e ".[nerfstudio]" $(NS_TORCH) "pytest>=8" "beartype>=0.18"
 	@touch $@
 
 test-nerfstudio: system-deps $(NS_VENV)/.installed

@@ -198,8 +198,10 @@ def pop_viewer(argv: list[str]) -> tuple[list[str], Any]:
         raise InputError(None, f"--viewer-share must be in (0, 1], got {share_f}")
     import sys
 
+    from fieldforge.app.viewer.extra import require_viewer
     from fieldforge.app.viewer.live import LiveViewer
 
+    require_viewer("--viewer")  # before anything is written
     return out, LiveViewer(host or "127.0.0.1", port_n, share_f, keep_open=sys.stdin.isatty())
 
 

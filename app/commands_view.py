@@ -27,12 +27,14 @@ class ViewConfig:
 
 
 def view(argv: list[str], prog: str) -> int:
-    from fieldforge.app.loader import load_run
-    from fieldforge.app.trainer import resolve_device
-    from fieldforge.app.viewer.server import Viewer, serve_forever
+    from fieldforge.app.viewer.extra import require_viewer
 
     c = tyro.cli(ViewConfig, args=argv, prog=prog, config=TYRO_CONF)
+    require_viewer("fieldforge view")
+    from fieldforge.app.loader import load_run
+    from fieldforge.app.trainer import resolve_device
     from fieldforge.app.validation import validate_config
+    from fieldforge.app.viewer.server import Viewer, serve_forever
 
     validate_config(c)
     loaded = load_run(c.run, c.step, resolve_device(c.device))

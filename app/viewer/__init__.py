@@ -6,5 +6,6 @@
   rendering, ``HasSDF`` sphere tracing, image fields as a zoomable plane);
 - ``server``: the viser server (per-client progressive rendering, scene, panels, export buttons);
 - ``pacing``: the rule that shares wall time between the optimizer and the viewer (``Pacer``);
-- ``live``: the training callback that serves the viewer while a run trains.
+- ``live``: the training callback that serves the viewer while a run trains;
+- ``extra``: ``require_viewer``, the check that viser 1.1 (the ``viewer`` extra) is installed, made before anything is written.
 """

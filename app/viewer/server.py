@@ -20,6 +20,7 @@ import numpy as np
 import torch
 from fieldforge.app.loader import LoadedRun, load_run
 from fieldforge.app.viewer.cameras import View, c2w_to_viser, fov_of, ladder, moving_side, viser_to_c2w
+from fieldforge.app.viewer.extra import require_viewer
 from fieldforge.app.viewer.pacing import Pacer
 from fieldforge.app.viewer.renderers import FieldRenderer, ImageRenderer, RadianceRenderer, SDFRenderer, make_renderer
 from fieldforge.fields.kernels.backends import backends_in_use
@@ -66,6 +67,7 @@ class ClientState:
 class Viewer:
     def __init__(self, loaded: LoadedRun, host: str = "127.0.0.1", port: int = 8080, pacer: Pacer | None = None,
                  live: bool = False, max_resolution: int | None = None) -> None:
+        require_viewer("the viewer")
         import viser
 
         self.loaded = loaded
