@@ -67,6 +67,8 @@ def distill(argv: list[str], prog: str) -> int:
         if min(c.options.image_steps, c.options.sdf_steps, c.options.feature_steps, c.options.point_steps, c.options.render_steps,
                c.options.tile_steps, c.options.finetune_steps) < 0:
             raise InputError(None, "stage steps must be ≥ 0")
+        if c.options.student_lr < 0:
+            raise InputError(None, f"--student-lr must be ≥ 0 (0: the default), got {c.options.student_lr}")
         if not (0.0 <= c.options.virtual_views <= 1.0 and 0.0 <= c.options.hard_rays < 1.0):
             raise InputError(None, "--virtual-views must be in [0, 1] and --hard-rays in [0, 1)")
         teacher = load_teacher(c.options.teacher, resolve_device(c.device), c.options.teacher_step, c.options.trust_checkpoint)

@@ -45,10 +45,23 @@ SHARED = ROOT.parent / "shared" / "data"
 QUIET = {"eval_every": 0, "checkpoint_every": 0, "log_every": 10**9, "progress": False}
 
 
-def nerf_teacher_config(data: Path, steps: int, out: Path, device: str):
+def nerf_teacher_config(data: Path, steps: int, out: Path, device: str, downscale: int = 1, name: str = "teacher"):
     task = get_task("nerf")
     config = task.sized_for(task.preset_config("ngp"), torch.device(device))
-    return replace(config, data=data, eval_views=2, trainer=replace(config.trainer, steps=steps, output_dir=out, name="teacher", device=device, **QUIET))
+    return replace(config, data=data, eval_views=2, capture=replace(config.capture, downscale=downscale),
+                   trainer=replace(config.trainer, steps=steps, output_dir=out, name=name, device=device, **QUIET))
+
+
+def teacher_run(config, work: Path | None):
+    """Train the teacher, or reuse the finished one in ``work`` (``--work``: parts of a split benchmark share
+    it; its final metrics and training time are kept beside it in ``<name>.json``)."""
+    record = Path(config.trainer.output_dir) / f"{config.trainer.name}.json"
+    if work is not None and record.exists():
+        return Path(config.trainer.output_dir) / config.trainer.name, json.loads(record.read_text())
+    run, m = train(config)
+    if work is not None:
+        record.write_text(json.dumps({k: v for k, v in m.items() if isinstance(v, (int, float, str))}))
+    return run.path, m
 
 
 def scratch(config, budget_s: float, target: float | None, cap_s: float, eval_every: int, key: str = "psnr", lower_is_better: bool = False) -> dict:
@@ -92,27 +105,31 @@ def render_seconds(run_dir: Path, device: str, repeats: int = 2) -> float:
 
 def nerf_scene(name: str, data: Path, args, console: Console, on_row) -> list[dict]:
     rows = []
+    downscale = args.nerf_downscale if name != "synthetic" else 1
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp)
         t0 = time.perf_counter()
-        run, tm = train(nerf_teacher_config(data, args.teacher_steps, out, args.device))
+        tconf = nerf_teacher_config(data, args.teacher_steps, args.work or out, args.device, downscale, f"teacher-{name}-{args.teacher_steps}-x{downscale}")
+        teacher_dir, tm = teacher_run(tconf, args.work)
         console.print(f"{name}: teacher ngp {tm['psnr']:.2f} dB in {tm['train_seconds']:.0f} s")
-        teacher = {"scene": name, "student": "(teacher ngp)", "psnr": tm["psnr"], "ssim": tm["ssim"], "seconds": tm["train_seconds"]}
-        teacher["render_s"] = render_seconds(run.path, args.device)
+        teacher = {"scene": name, "downscale": downscale, "student": "(teacher ngp)", "psnr": tm["psnr"], "ssim": tm["ssim"], "seconds": tm["train_seconds"]}
+        teacher["render_s"] = render_seconds(teacher_dir, args.device)
         rows.append(teacher)
         on_row(teacher)
         options = DistillOptions(feature_steps=args.feature_steps, point_steps=args.point_steps, render_steps=args.render_steps,
                                  tile_steps=args.tile_steps, finetune_steps=args.finetune_steps, batch_size=args.samples)
         for method in args.students:
-            srun, m, config = distill(run.path, method, options, out, args.device)
-            row = {"scene": name, "student": method, "psnr": m["psnr"], "ssim": m["ssim"], "teacher_psnr": m.get("teacher_psnr"),
+            srun, m, config = distill(teacher_dir, method, options, out, args.device)
+            row = {"scene": name, "downscale": downscale, "student": method, "psnr": m["psnr"], "ssim": m["ssim"], "teacher_psnr": m.get("teacher_psnr"),
                    "seconds": m["train_seconds"], "render_s": render_seconds(srun.path, args.device)}
             for k in ("tile_q99_max", "tile_q99_median"):
                 if k in m:
                     row[k] = m[k]
             if args.scratch:
+                # the same student (its field as distilled) with its preset's optimizer, on the real images
                 plain = get_task("nerf").preset_config(method)
-                plain = replace(plain, data=data, render=config.render, eval_views=2, trainer=replace(config.trainer, name="scratch", seed=0))
+                plain = replace(plain, data=data, field=config.field, render=config.render, capture=config.capture, eval_views=2,
+                                trainer=replace(config.trainer, name="scratch", seed=0))
                 row.update(scratch(plain, m["train_seconds"], tm["psnr"] - 0.5, args.scratch_cap, args.scratch_eval_every))
             console.print(row)
             rows.append(row)
@@ -179,6 +196,8 @@ def main() -> None:
     p.add_argument("--scenes", nargs="*", default=["synthetic", "lego_half"])
     p.add_argument("--students", nargs="*", default=["nerf", "kilonerf", "ff", "cam", "rbf"])
     p.add_argument("--teacher-steps", type=int, default=3000)
+    p.add_argument("--nerf-downscale", type=int, default=1, help="image downscale of the real captures (lego_half); the synthetic capture is 64²")
+    p.add_argument("--work", type=Path, default=None, help="keep the teachers here and reuse finished ones (parts of a split benchmark)")
     p.add_argument("--feature-steps", type=int, default=100)
     p.add_argument("--point-steps", type=int, default=300)
     p.add_argument("--render-steps", type=int, default=600)

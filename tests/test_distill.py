@@ -312,3 +312,49 @@ def test_kilonerf_distills_per_tile_then_finetunes_with_the_teachers_grid(captur
     assert after["tile_q99_max"] < 0.5 * before["tile_q99_max"], (before, after)  # every tile learned its cell
     assert after["teacher_psnr"] > before["teacher_psnr"] + 5, (before, after)
     assert torch.equal(model.grid.binary, grid)  # fine-tuning keeps the teacher's grid
+
+
+def test_kilonerf_student_with_the_distillers_defaults_reaches_its_teacher(capture) -> None:
+    """The student ``distill_config`` builds (its density activation and learning rate, not the test's) fits an
+    analytic teacher in 60 tile steps. With the kilonerf preset's softplus density and KiloNeRF's lr 1e-3 it
+    reaches ≈ 20 dB here (and ends 8 dB under an ngp teacher on the procedural capture); with trunc_exp and
+    5e-3, ≈ 31 dB."""
+    from fieldforge.app.distill.kilonerf import KiloNerfDistillTask
+    from fieldforge.app.tasks.distill import distill_config, distill_stages
+    from fieldforge.app.tasks.nerf import TASK as NERF
+    from fieldforge.app.tasks.nerf import capture_metadata
+
+    info = capture_metadata(capture)
+    tconf = replace(tiny_nerf_config("ngp"), data=capture.source)
+    teacher = Teacher(Blob(torch.zeros(3)), "nerf", info, None, Path("analytic"), 0, "analytic", tconf)
+    config = distill_config(teacher, "kilonerf", replace(tconf.distill, batch_size=2048), device="cpu")
+    assert config.field.radiance.density_activation == "trunc_exp" and config.optim.lr == config.distill.student_lr > 1e-3
+    radiance = config.field.radiance
+    config = replace(config, field=replace(config.field, network=replace(config.field.network, longest_axis=3),
+                                           radiance=replace(radiance, color_network=replace(radiance.color_network, longest_axis=3))),
+                     render=replace(config.render, grid_resolution=16, steps_per_ray=64), eval_views=1)
+    torch.manual_seed(0)
+    model = NERF.build_model(config, info)
+    teacher.model = Blob(model.scene_box.mean(0))
+    task = KiloNerfDistillTask(model, teacher, NERF.build_task(config, model, capture, CPU), config, CPU)
+    run_steps(task, [replace(distill_stages(config, "nerf")[0], steps=60)], config.optim.lr)
+    with torch.no_grad():
+        m = task.evaluate(60, False, lambda x, d="": x)
+    assert m["teacher_psnr"] > 27, m
+
+
+def test_features_stage_without_compatible_features_trains_the_point_losses(capture) -> None:
+    """An ngp teacher (15-d features) and a nerf student (256-d): stage 1 trains density and colour instead of
+    a zero loss (which has no gradient: the trainer's backward would fail)."""
+    from fieldforge.app.distill.nerf import NerfDistillTask
+    from fieldforge.app.tasks.nerf import TASK as NERF
+    from fieldforge.app.tasks.nerf import capture_metadata
+
+    config = tiny_nerf_config("ff")
+    info = capture_metadata(capture)
+    torch.manual_seed(0)
+    model = NERF.build_model(config, info)
+    task = NerfDistillTask(model, Teacher(Blob(model.scene_box.mean(0)), "nerf", info, None, Path("analytic"), 0), NERF.build_task(config, model, capture, CPU), config, CPU)
+    assert not task.features
+    res = task.train_step(StepContext(0, Stage("features", 5, {"features": 1.0, "density": 0.0, "colour": 0.0, "rgb": 0.0}), 0, 0))
+    assert res.loss.requires_grad and {"density", "colour"} <= set(res.log)

@@ -163,19 +163,32 @@ class NerfDistillTask:
         return torch.cat(parts_o), torch.cat(parts_d)
 
     # -- training ----------------------------------------------------------------------------------
-    def train_step(self, ctx: StepContext) -> StepResult:
-        w_rgb = ctx.weight("rgb", 0.0)
-        hard = min(round(self.n_rays * self.options.hard_rays), self.pool_o.shape[0]) if w_rgb > 0 else 0
+    def ray_batch(self, budget: int, hard: int = 0) -> tuple[Tensor, Tensor, Tensor, RaySamples]:
+        """Rays (training + virtual views, ``hard`` replayed), a random background each, and the teacher-guided
+        samples of the leading rays whose samples fit ``budget`` (the ray count adapts to it)."""
         o, d = self.rays(self.n_rays, hard)
         bg = torch.rand(o.shape[0], 3, generator=self.generator).to(self.device)
         samples = self.sampler.samples(o, d, training=True, generator=self.generator)
-        if samples.n_samples > self.batch:  # the leading rays whose samples fit the budget
-            cut = max(1, int((torch.cumsum(samples.counts(), 0) <= self.batch).sum()))
+        if samples.n_samples > budget:  # the leading rays whose samples fit the budget
+            cut = max(1, int((torch.cumsum(samples.counts(), 0) <= budget).sum()))
             samples = samples.select(samples.ray_indices < cut)
             samples = RaySamples(samples.t_starts, samples.t_ends, samples.ray_indices, cut)
             o, d, bg = o[:cut], d[:cut], bg[:cut]
+        self.n_rays = int(min(1 << 15, max(64, self.n_rays * budget / max(samples.n_samples, 1))))
+        return o, d, bg, samples
+
+    def weight(self, ctx: StepContext, name: str) -> float:
+        """The stage's loss weight; a ``features`` stage without compatible features trains the point losses
+        instead (stage 2's), so its steps are not spent on a zero loss."""
+        if ctx.stage.name == "features" and not self.features:
+            return 1.0 if name in ("density", "colour") else 0.0
+        return ctx.weight(name, 0.0)
+
+    def train_step(self, ctx: StepContext) -> StepResult:
+        w_rgb = self.weight(ctx, "rgb")
+        hard = min(round(self.n_rays * self.options.hard_rays), self.pool_o.shape[0]) if w_rgb > 0 else 0
+        o, d, bg, samples = self.ray_batch(self.batch, hard)
         n_samples = samples.n_samples
-        self.n_rays = int(min(1 << 15, max(64, self.n_rays * self.batch / max(n_samples, 1))))
         if n_samples == 0:
             loss = sum(p.sum() for p in self.model.parameters() if p.requires_grad) * 0.0
             return StepResult(loss=loss, log={"samples": 0.0})
@@ -186,19 +199,19 @@ class NerfDistillTask:
         log: dict[str, float] = {"rays": float(o.shape[0]), "samples_per_ray": n_samples / o.shape[0]}
         loss = torch.zeros((), device=self.device)
         psl = torch.zeros(n_samples, device=self.device)
-        if self.features and ctx.weight("features", 0.0) > 0:
+        if self.features and self.weight(ctx, "features") > 0:
             fl = feature_loss_per_sample(s.features, t.features)
-            loss = loss + ctx.weight("features") * fl.mean()
+            loss = loss + self.weight(ctx, "features") * fl.mean()
             psl = psl + fl.detach()
             log["features"] = float(fl.detach().mean())
-        if ctx.weight("density", 0.0) > 0:
+        if self.weight(ctx, "density") > 0:
             dl = density_loss_per_sample(s.density, t.density, self.options.density_range)
-            loss = loss + ctx.weight("density") * dl.mean()
+            loss = loss + self.weight(ctx, "density") * dl.mean()
             psl = psl + dl.detach()
             log["density"] = float(dl.detach().mean())
-        if ctx.weight("colour", 0.0) > 0:
+        if self.weight(ctx, "colour") > 0:
             cl = colour_loss_per_sample(s.rgb, t.rgb)
-            loss = loss + ctx.weight("colour") * cl.mean()
+            loss = loss + self.weight(ctx, "colour") * cl.mean()
             log["colour"] = float(cl.detach().mean())
         if w_rgb > 0:
             teacher_out = volume_render(samples, lambda t0, t1, ri: (t.rgb, t.density), bg)
