@@ -67,7 +67,8 @@ class RenderConfig:
     contraction: bool = False
     """Unbounded scenes: contract space outside the box (mip-NeRF 360) and sample linearly then in disparity."""
     contraction_steps: int = 512
-    """Samples per ray before skipping, in contracted scenes."""
+    """Samples per ray before skipping where content may lie at any depth: contracted scenes (linear inside
+    the box, then in disparity) and forward-facing ones (across NDC depth −1..1)."""
     chunk: int = 8192
     """Most rays per chunk when rendering whole images (render_samples may make chunks smaller)."""
     render_samples: int = 1 << 16

@@ -139,6 +139,17 @@ def test_flags_override_the_decision(tmp_path):
     assert load_capture(ff).ndc and not load_capture(ff, CaptureOptions(ndc=False)).ndc
 
 
+def test_points_box_holds_every_content_point_and_drops_far_outliers():
+    rng = np.random.default_rng(0)
+    content = rng.uniform([-0.6, -1.1, -0.5], [0.6, 1.1, 1.0], size=(3000, 3))
+    outliers = rng.uniform(-40.0, 40.0, size=(30, 3))
+    outliers[np.abs(outliers).max(1) < 5.0] = 30.0  # all of them far from the content
+    box = sm.points_box(np.concatenate([content, outliers]), margin=0.1)
+    assert sm.inside_box(content, box).all()
+    pad = 0.1 * (content.max(0) - content.min(0)).max()
+    assert np.allclose(box, [content.min(0) - pad, content.max(0) + pad], atol=1e-9)  # extremes kept, not percentiles
+
+
 def test_box_warnings(tmp_path):
     ns = write_capture(tmp_path / "ns", n_views=8, width=16, height=12, n_points=100)
     meta = json.loads((ns / "transforms.json").read_text())
@@ -197,3 +208,21 @@ def test_unbounded_capture_trains_with_contraction_and_loads_contracted(tmp_path
     assert info["scene_model"] == "unbounded"
     loaded = load_run(runs / "u")
     assert loaded.model.contracted
+
+
+def test_dense_scenes_sample_contraction_steps_per_ray_and_the_cpu_takes_fewer():
+    """Unbounded and forward-facing scenes leave little empty space to skip: ``contraction_steps`` sets their
+    samples per ray (NDC: across depth −1..1), and the CPU default takes 128 (4× the rays per step of 512)."""
+    from fieldforge.app.tasks import get_task
+
+    task = get_task("nerf")
+    cpu, cuda = (task.default_config(None, torch.device(d)) for d in ("cpu", "cuda"))
+    assert (cpu.render.contraction_steps, cuda.render.contraction_steps) == (128, 512)
+    box = [[-1.0] * 3, [1.0] * 3]
+    ndc = task.build_model(cpu, {"scene_model": "ndc", "scene_box": box})
+    origins, directions = torch.tensor([[0.1, -0.2, 1.0]]), torch.tensor([[0.0, 0.0, -1.0]])  # NDC depth 1 → −1
+    assert 128 <= int(ndc.candidate_counts(origins, directions)[0]) <= 131
+    bounded = task.build_model(cpu, {"scene_model": "bounded", "scene_box": box})
+    assert bounded.render_config.steps_per_ray == cpu.render.steps_per_ray == 512
+    unbounded = task.build_model(cpu, {"scene_model": "unbounded", "scene_box": box})
+    assert unbounded.contracted and unbounded.samples_per_ray_bound == 128

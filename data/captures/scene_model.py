@@ -175,9 +175,16 @@ def forward_normalization(c2w: np.ndarray, near: float) -> Similarity:
 # --- boxes ---------------------------------------------------------------------------------------
 
 
-def points_box(points: np.ndarray, margin: float = 0.1) -> np.ndarray:
-    """``(2, 3)`` box of the 2nd–98th percentile of ``points``, grown by ``margin`` of its size per side."""
+def points_box(points: np.ndarray, margin: float = 0.1, reach: float = 0.25) -> np.ndarray:
+    """``(2, 3)`` box of the sparse ``points`` ``(m, 3)``, grown by ``margin`` of its size per side.
+
+    Outliers (structure-from-motion's stray tracks) are the points farther than ``reach`` × the size of the
+    2nd–98th percentile box from it; every other point is kept inside, so the percentiles never crop the
+    content's extremities (a 2–98% box alone cut 2 cm off lego's visual hull)."""
     lo, hi = np.percentile(points, 2, axis=0), np.percentile(points, 98, axis=0)
+    grow = (hi - lo).max() * reach
+    near = points[inside_box(points, np.stack([lo - grow, hi + grow]))]
+    lo, hi = near.min(0), near.max(0)
     pad = (hi - lo).max() * margin
     return np.stack([lo - pad, hi + pad])
 
