@@ -4,9 +4,9 @@ Through ``fieldforge.fields.kilonerf`` only:
 
 - the student's occupancy grid is filled from the teacher's density (3×3×3 sub-samples per cell, σ > τ)
   and kept (empty-space skipping; rendering uses KiloNeRF's early termination at transmittance < 0.01);
-- stage ``tiles``: ``batch_size`` points per step where rendering evaluates the tiles: half the teacher's
-  samples along training and virtual rays (their view directions), half uniform in the grid's occupied
-  cells (random directions); tiles in empty space are never rendered and get none. Targets are the
+- stage ``tiles``: ``batch_size`` points per step where rendering evaluates the tiles: uniform in the grid's
+  occupied cells (random directions; ``tile_ray_fraction`` of them may instead be the teacher's samples along
+  training and virtual rays); tiles in empty space are never rendered and get none. Targets are the
   teacher's α = 1 − exp(−σ·δ) (δ: the marching step) and RGB, with the MSE over the 4 outputs summed over
   tiles, plus PVD's clamped log-density loss (``tile_density_weight``): at our marching step α ≪ 1 through
   most of a surface, so α alone pulls the density too weakly. The student's density activation is

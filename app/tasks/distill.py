@@ -56,9 +56,10 @@ class DistillOptions:
     tile_density_weight: float = 1.0
     """KiloNeRF tiles: weight of PVD's clamped log-density loss beside the α/RGB MSE (α at the renderer's small
     marching step is ≪ 1 through most of a surface, so the α loss alone barely moves the density; 0: α/RGB only)."""
-    tile_ray_fraction: float = 0.5
+    tile_ray_fraction: float = 0.0
     """KiloNeRF tiles: fraction of the points taken from the teacher's samples along training and virtual rays
-    (where rendering evaluates the tiles, with their view directions); the rest uniform in occupied cells."""
+    (with their view directions); the rest uniform in occupied cells. 0 by default: on the procedural capture
+    0.5 ended 0.8 dB lower after 130 steps, and the ray marching costs ~50% more time per step."""
     student_lr: float = 0.0
     """Student peak learning rate (0: the preset's for images and SDFs; radiance students at least 2e-3, KiloNeRF
     5e-3: the presets' rates are for thousands of steps, these stages are hundreds)."""
