@@ -23,6 +23,7 @@ the network's smooth fit is what is meshed.
 """
 
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 import torch
@@ -36,19 +37,19 @@ from fieldforge.data.pointclouds import SDFSamples
 class PointCloudSDFConfig:
     """Parameters of the IMLS targets (unit-cube units are those of the normalized cloud)."""
 
-    neighbours: int = 16
+    neighbours: int = 32
     """k: input points that vote for each query."""
     spacing_k: int = 3
     """The bandwidth's density term uses the distance to this many-th nearest neighbour."""
-    spacing_scale: float = 0.5
+    spacing_scale: float = 1.0
     """h ≥ spacing_scale × that distance (bridges sparse points). Wider kernels shift the zero set off curved
     surfaces (by ≈ h²κ/2): on a 3,000-point torus scan the zero set's Chamfer is 0.16% of the diagonal with
     (6, 1.0), 0.08% with (3, 0.8), 0.045% with (3, 0.5) or (3, 0.4), 0.05% with (3, 0.3)."""
     noise_k: int = 16
     """Neighbours of the PCA whose residual estimates the scan noise."""
-    noise_scale: float = 3.0
+    noise_scale: float = 5.0
     """h ≥ noise_scale × the noise estimate (averages noise over ≈ (noise_scale)² × more points)."""
-    far: float = 2.5
+    far: float = 1.0
     """Beyond this many bandwidths from the nearest point (and twice the winding-number dipoles' spacing) the
     magnitude is the distance to it (blended in up to twice that) and the sign the winding number's."""
     reorient: bool = False
@@ -57,6 +58,22 @@ class PointCloudSDFConfig:
     sparse scan but flipped 0.6% more of the noisy-0.5 one (a flipped patch is locally self-consistent)."""
     winding_points: int = 1500
     """Oriented points (a random subset, areas scaled up) in the winding-number sum: its cost per query."""
+    query_bandwidth: bool = True
+    """Weigh all neighbours of a query with the bandwidth of its nearest point (instead of each their own)."""
+    local_winding: bool = True
+    """The winding number from the query's neighbours exactly plus the dipole subset beyond them (reliable
+    close to the points, so the sign vote starts at ``far`` bandwidths; open sheets get thin shells) instead
+    of the subset alone (which starts only at twice its spacing)."""
+    max_bandwidth: float = 2.0
+    """Clamp each point's bandwidth at this many times the median (0: no clamp)."""
+    max_area: float = 4.0
+    """Clamp each point's area (winding-number weight) at this many times the median (0: no clamp)."""
+    inside_winding: float = 0.5
+    """Inside where the winding number exceeds this (closed parts: ≈1 inside; behind an open sheet: ≈½)."""
+    fit: Literal["plane", "sphere"] = "sphere"
+    """Local surface blended at each query: 'plane': the neighbours' tangent planes (IMLS); 'sphere': an
+    algebraic sphere fitted to the weighted neighbours' positions and normals (APSS), exact on curved
+    parts where the planes' zero set shifts by ≈ h²κ/2."""
 
 
 class PointCloudSDF:
@@ -81,8 +98,14 @@ class PointCloudSDF:
         if config.reorient:
             self.normals, self.flipped = orient_by_winding(self.points, self.normals, self.spacing, kmax)
         self.bandwidth = np.maximum(config.spacing_scale * self.spacing, config.noise_scale * self.noise).clip(1e-6)
+        if config.max_bandwidth:  # isolated points (a few on a thin part) would otherwise spread their plane far
+            self.bandwidth = np.minimum(self.bandwidth, config.max_bandwidth * np.median(self.bandwidth))
         """Per-point h, ``(n,)``."""
         area = np.pi * self.spacing**2 / max(1, min(config.spacing_k, kmax))  # π r_k² / k: area per point at that density
+        if config.max_area:  # isolated points (a few on a thin part) would otherwise carry a huge dipole
+            area = np.minimum(area, config.max_area * np.median(area))
+        self.area = area
+        """Surface area per point ``(n,)`` (its winding-number dipole's weight)."""
         keep = np.random.default_rng(0).permutation(n)[: config.winding_points]
         self.dipoles = (
             torch.from_numpy(self.points[keep]).float(),
@@ -105,32 +128,72 @@ class PointCloudSDF:
         dist, idx = self.tree.query(q, k=k, workers=-1)
         dist, idx = dist.reshape(len(q), k), idx.reshape(len(q), k)
         h = self.bandwidth[idx]
+        if self.config.query_bandwidth:
+            h = np.broadcast_to(h[:, :1], h.shape)
         plane = np.einsum("mkc,mkc->mk", q[:, None, :] - self.points[idx], self.normals[idx])
         logw = -((dist / h) ** 2)
         w = np.exp(logw - logw.max(axis=1, keepdims=True))
-        f = (w * plane).sum(axis=1) / w.sum(axis=1)
+        if self.config.fit == "sphere":
+            f = sphere_distance(self.points[idx] - q[:, None, :], self.normals[idx], w)
+        else:
+            f = (w * plane).sum(axis=1) / w.sum(axis=1)
         d0 = dist[:, 0]
-        start = np.maximum(self.config.far * h[:, 0], 2.0 * self.dipole_spacing)  # where the winding number is reliable
+        start = self.config.far * h[:, 0]
+        if not self.config.local_winding:
+            start = np.maximum(start, 2.0 * self.dipole_spacing)  # where the subset's winding number is reliable
         t = np.clip(d0 / start - 1.0, 0.0, 1.0)  # 0 near the points, 1 beyond twice that
         sign = np.where(f < 0, -1.0, 1.0)
         far = t > 0
         if far.any():
-            sign[far] = np.where(self.winding_number(torch.from_numpy(q[far]).float()).numpy() > 0.5, -1.0, 1.0)
+            qf = q[far]
+            if self.config.local_winding:  # the k neighbours exactly, the dipoles beyond the k-th one
+                x = self.points[idx[far]] - qf[:, None, :]
+                r = np.linalg.norm(x, axis=-1).clip(1e-9)
+                near = (self.area[idx[far]] * np.einsum("mkc,mkc->mk", x, self.normals[idx[far]]) / r**3).sum(axis=1) / (4 * np.pi)
+                w = near + self.winding_number(torch.from_numpy(qf).float(), exclude=torch.from_numpy(dist[far, -1]).float()).double().numpy()
+            else:
+                w = self.winding_number(torch.from_numpy(qf).float()).double().numpy()
+            sign[far] = np.where(w > self.config.inside_winding, -1.0, 1.0)
         return (1.0 - t) * f + t * sign * np.maximum(np.abs(f), d0)
 
-    def winding_number(self, query: Float[Tensor, "m 3"], chunk: int = 2048) -> Float[Tensor, " m"]:
+    def winding_number(self, query: Float[Tensor, "m 3"], chunk: int = 2048, exclude: Tensor | None = None) -> Float[Tensor, " m"]:
         """Generalized winding number of the oriented points at ``query``: ≈1 inside, ≈0 outside ``(m,)``."""
-        return winding_number(*self.dipoles, query, chunk)
+        return winding_number(*self.dipoles, query, chunk, exclude)
 
 
-def winding_number(points: Tensor, area_normals: Tensor, query: Tensor, chunk: int = 2048) -> Tensor:
-    """Generalized winding number of dipoles at ``points`` ``(w, 3)`` with area-weighted normals at ``query`` ``(m,)``."""
+def sphere_distance(x: np.ndarray, n: np.ndarray, w: np.ndarray, spherical: float = 1.0) -> np.ndarray:
+    """Signed distance from the origin to the algebraic sphere ``u0 + u·x + u4‖x‖²`` fitted (Guennebaud and
+    Gross 2007, closed form) to points ``x`` ``(m, k, 3)`` (relative to each query) with unit normals ``n``
+    and weights ``w`` ``(m, k)``; along the gradient, stable as the sphere flattens into a plane."""
+    sw = w.sum(axis=1)
+    wt = w / sw[:, None]
+    mp = np.einsum("mk,mkc->mc", wt, x)
+    mn = np.einsum("mk,mkc->mc", wt, n)
+    pn = np.einsum("mk,mkc,mkc->m", wt, x, n)
+    pp = np.einsum("mk,mkc,mkc->m", wt, x, x)
+    den = pp - (mp * mp).sum(axis=1)
+    num = pn - (mp * mn).sum(axis=1)
+    u4 = 0.5 * spherical * np.where(den > 1e-20, num / np.where(den > 1e-20, den, 1.0), 0.0)
+    ul = mn - 2.0 * u4[:, None] * mp
+    u0 = -(ul * mp).sum(axis=1) - u4 * pp
+    g = np.linalg.norm(ul, axis=1).clip(1e-12)
+    disc = np.sqrt(np.maximum(g * g - 4.0 * u4 * u0, 0.0))
+    return 2.0 * u0 / (g + disc)
+
+
+def winding_number(points: Tensor, area_normals: Tensor, query: Tensor, chunk: int = 2048, exclude: Tensor | None = None) -> Tensor:
+    """Generalized winding number of dipoles at ``points`` ``(w, 3)`` with area-weighted normals at ``query`` ``(m,)``;
+    dipoles closer to a query than its ``exclude`` radius ``(m,)`` left out (their part summed exactly elsewhere)."""
     pn, p2 = (points * area_normals).sum(-1), (points * points).sum(-1)
     out = []
-    for q in query.split(chunk):  # (p − q)·a n and ‖p − q‖² by matrix products: (c, w) temporaries only
+    for s in range(0, len(query), chunk):  # (p − q)·a n and ‖p − q‖² by matrix products: (c, w) temporaries only
+        q = query[s : s + chunk]
         num = pn[None, :] - q @ area_normals.T
         d2 = (p2[None, :] + (q * q).sum(-1, keepdim=True) - 2 * q @ points.T).clamp_min(1e-12)
-        out.append((num * d2.rsqrt() / d2).sum(-1) / (4 * np.pi))
+        term = num * d2.rsqrt() / d2
+        if exclude is not None:
+            term = term * (d2 > exclude[s : s + chunk, None] ** 2)
+        out.append(term.sum(-1) / (4 * np.pi))
     return torch.cat(out) if out else torch.zeros(0)
 
 
@@ -196,4 +259,4 @@ def pointcloud_sdf_samples(
     return SDFSamples(points=pts, sdf=sdf, occupancy=(sdf < 0).float())
 
 
-__all__ = ["PointCloudSDF", "PointCloudSDFConfig", "local_noise", "orient_by_winding", "pointcloud_sdf_samples", "winding_number"]
+__all__ = ["PointCloudSDF", "PointCloudSDFConfig", "local_noise", "orient_by_winding", "pointcloud_sdf_samples", "sphere_distance", "winding_number"]
