@@ -76,6 +76,10 @@ def info(argv: list[str], prog: str) -> int:
     print(f"run: {run.path}")
     print(f"task: {loaded.kind}, method {loaded.config.method}, {n_params:,} parameters")
     print(f"input: {getattr(loaded.config, 'data', '?')}")
+    distill = getattr(loaded.config, "distill", None)
+    if distill is not None:
+        step = "" if distill.teacher_step is None else f", step {distill.teacher_step}"
+        print(f"distilled from: {distill.teacher} ({distill.teacher_method or '?'}{step})")
     field = getattr(loaded.config, "field", None)
     if field is not None:
         for part in ("encoding", "network"):

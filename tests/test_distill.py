@@ -220,7 +220,9 @@ def test_cli_distills_exports_and_chains(image_teacher, capsys) -> None:
     assert loaded.config.distill.teacher == (root / "t").resolve() and loaded.config.distill.teacher_step == 60
     final = [json.loads(x) for x in (root / "s" / "metrics.jsonl").read_text().splitlines() if '"eval"' in x][-1]
     assert {"psnr", "ssim", "teacher_psnr"} <= set(final)
-    assert main(["info", str(root / "s")]) == 0 and "method ff" in capsys.readouterr().out
+    assert main(["info", str(root / "s")]) == 0
+    out = capsys.readouterr().out
+    assert "method ff" in out and f"distilled from: {(root / 't').resolve()} (ngp, step 60)" in out, out
     assert main(["export", "image", "--run", str(root / "s"), "--scale", "2"]) == 0
     assert iio.imread(root / "s" / "exports" / "image-x2.png").shape == (48, 64, 3)
     # a distilled run teaches again
