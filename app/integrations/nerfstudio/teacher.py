@@ -163,9 +163,12 @@ def load_nerfstudio_teacher(path: Path, device: torch.device, step: int | None, 
     for p in model.parameters():
         p.requires_grad_(False)
 
-    # the student reads the same capture as the teacher did: its input settings are a FieldForge NeRF config's
+    # the student reads the same capture as the teacher did: its input settings are a FieldForge NeRF config's,
+    # rendering as the teacher's model did (fieldforge-* methods: their steps per ray, grid and contraction)
     downscale = int(getattr(config.pipeline.datamanager.dataparser, "downscale_factor", None) or 1)
     student_input = replace(NERF.preset_config(NERF.default), data=data, capture=CaptureOptions(downscale=downscale))
+    if hasattr(model, "run_config"):
+        student_input = replace(student_input, render=model.run_config.render)
     capture = NERF.prepare(student_input)
     info = capture_metadata(capture)
     ours = capture.normalization  # capture world → FieldForge's normalized frame
