@@ -265,6 +265,8 @@ def validate_config(config: SDFTrainConfig) -> None:
     m = s.imls
     if min(m.neighbours, m.spacing_k, m.noise_k, m.winding_points) < 1 or min(m.spacing_scale, m.noise_scale, m.far) < 0:
         raise InputError(None, "--sampling.imls: neighbour counts must be ≥ 1 and scales ≥ 0")
+    if min(m.max_bandwidth, m.max_area) < 0 or not 0.0 < m.inside_winding < 1.0:
+        raise InputError(None, "--sampling.imls: max-bandwidth and max-area must be ≥ 0 and inside-winding in (0, 1)")
 
 
 def load_shape(config: SDFTrainConfig) -> PointCloud:
