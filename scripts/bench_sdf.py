@@ -12,11 +12,15 @@ whose sparsity alone costs ≈0.47% of the diagonal for the bunny).
 Scans (``--suite scans``): point clouds sampled from the bunny, the shared tree mesh and the analytic torus
 and box (clean and noisy 25k points, σ = 0.25% / 0.5% of the diagonal, sparse 3k; normals given or not),
 each reconstructed by ``fieldforge train sdf`` with the device defaults and by open3d's screened Poisson in
-the same run; both meshes scored against the true surface with exact point-to-triangle distances.
+the same run; both meshes scored against the true surface with exact point-to-triangle distances. The tree
+(../shared/data/meshes/tree.ply, 386 vertices) is a low-poly model: a crown and a trunk that intersect, three
+bushes (all closed, with sharp edges) and nine open single-sided grass cards (8 triangles each, 1.1% of the
+area) that no closed surface can follow; the scans sample all of it, inner trunk part included.
 
 Example (CPU, the README tables; the default runs both suites, the full grids):
     python scripts/bench_sdf.py --suite meshes --steps 300 --tag cpu
     python scripts/bench_sdf.py --suite scans --tag scans-cpu
+    python scripts/bench_sdf.py --suite scans --scan-shapes bunny --tag scans-cpu-bunny  (and tree → scans-cpu-tree)
 Writes a rich table to stdout and JSON to scripts/results/bench_sdf[-TAG].json.
 """
 
