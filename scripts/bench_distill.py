@@ -13,6 +13,17 @@ Writes a table and JSON to scripts/results/bench_distill[-TAG].json (machine and
 
     python scripts/bench_distill.py                       # the full configuration (hours on a 2-core CPU)
     python scripts/bench_distill.py --quick --tag quick   # synthetic capture + one Kodak image + bunny, short stages
+
+Split into parts (``--scenes``/``--students``/``--images``/``--shapes`` per part, one ``--tag`` each) that share
+their teachers through ``--work DIR`` (a teacher is trained once, its time recorded beside it). lego_half on
+a 2-core CPU: ``--nerf-downscale 8`` (50×50 views). The run of the committed ``*-synthetic``/``*-lego_half-x8``
+results:
+
+    COMMON="--images --shapes --samples 4096 --feature-steps 0 --point-steps 60 --render-steps 120 \
+            --tile-steps 120 --finetune-steps 40 --scratch-cap 0 --work /tmp/distill-work"
+    python scripts/bench_distill.py $COMMON --scenes synthetic --teacher-steps 200 --students kilonerf nerf --tag synthetic
+    python scripts/bench_distill.py $COMMON --scenes lego_half --nerf-downscale 8 --teacher-steps 250 \
+        --students kilonerf nerf --tag lego_half-x8
 """
 
 import os
@@ -218,6 +229,7 @@ def main() -> None:
     p.add_argument("--scratch-eval-every", type=int, default=200)
     p.add_argument("--device", default="cpu")
     p.add_argument("--tag", default="")
+    p.add_argument("--note", default="", help="recorded in the JSON (e.g. how loaded the machine was, whether times are comparable)")
     args = p.parse_args()
     if args.quick:  # what fits in ~30 min on a 2-core CPU shared by 8 jobs (load ≈ 16)
         if args.scenes == ["synthetic", "lego_half"]:  # an explicit --scenes (even empty) is kept
@@ -230,7 +242,8 @@ def main() -> None:
     console = Console(stderr=True)
     rows: list[dict] = []
     env = {"machine": cpu_name(), "platform": platform.platform(), "torch": torch.__version__, "threads": torch.get_num_threads(),
-           "device": args.device, "args": public_args(args)}
+           "device": args.device, "args": public_args(args),
+           "cpus": os.cpu_count(), "load_average_at_start": os.getloadavg(), "note": args.note}
     path = ROOT / "scripts" / "results" / f"bench_distill{'-' + args.tag if args.tag else ''}.json"
 
     def save(partial: bool) -> None:  # after every part, so an interrupted benchmark keeps what it measured

@@ -2,8 +2,8 @@
 
 Through ``fieldforge.fields.kilonerf`` only:
 
-- the student's occupancy grid is filled from the teacher's density (3×3×3 sub-samples per cell, σ > τ)
-  and kept (empty-space skipping; rendering uses KiloNeRF's early termination at transmittance < 0.01);
+- the student's occupancy grid is filled from the teacher's density (3×3×3 sub-samples per cell, σ > τ;
+  τ = min(10, the renderer's grid threshold / δ)) and kept (empty-space skipping; rendering uses KiloNeRF's early termination at transmittance < 0.01);
 - stage ``tiles``: ``batch_size`` points per step where rendering evaluates the tiles: uniform in the grid's
   occupied cells (random directions; ``tile_ray_fraction`` of them may instead be the teacher's samples along
   training and virtual rays); tiles in empty space are never rendered and get none. Targets are the
@@ -49,8 +49,12 @@ class KiloNerfDistillTask(NerfDistillTask):
         self.held_dirs = torch.nn.functional.normalize(torch.randn(held.shape[0], 3, generator=gen), dim=-1).to(self.device)
 
     def fill_grid(self) -> None:
-        """KiloNeRF's occupancy grid: 3×3×3 sub-samples of the teacher's density per cell, σ > τ."""
-        self.occupied_fraction = kn.fill_occupancy(self.model, lambda p: self.teacher.query(p).density)
+        """KiloNeRF's occupancy grid: 3×3×3 sub-samples of the teacher's density per cell, σ > τ, with τ never
+        above the renderer's own grid criterion σ·δ > ``grid_threshold``: KiloNeRF's τ = 10 is in its scenes'
+        units (σ scales with 1/length), and on lego_half (δ ≈ 0.005) it emptied the thin parts a 250-step
+        teacher draws with σ ∈ (2, 10): the teacher itself rendered through that grid lost 1.5 dB."""
+        self.threshold = min(kn.KILONERF_THRESHOLD, self.model.render_config.grid_threshold / self.model.step_size)
+        self.occupied_fraction = kn.fill_occupancy(self.model, lambda p: self.teacher.query(p).density, threshold=self.threshold)
 
     def alpha_rgb(self, out) -> Tensor:
         """``(n, 4)``: α = 1 − exp(−σ·δ) and RGB."""
@@ -106,5 +110,5 @@ class KiloNerfDistillTask(NerfDistillTask):
         q99 = kn.per_tile_quantile(err, ids, self.n_tiles, 0.99)
         q99 = q99[~torch.isnan(q99)]
         metrics.update({"tile_q99_max": float(q99.max()), "tile_q99_median": float(q99.median()), "tiles": float(self.n_tiles),
-                        "teacher_grid_occupancy": self.occupied_fraction})
+                        "teacher_grid_occupancy": self.occupied_fraction, "occupancy_threshold": self.threshold})
         return metrics
