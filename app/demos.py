@@ -11,11 +11,15 @@ DEMO_CAPTURE = dict(n_views=40, width=64, height=64, supersample=2)
 """The embedded synthetic capture of the demo (rendered on the fly: no data files needed)."""
 
 
-def write_synthetic_capture(output: Path, n_views: int = 40, width: int = 64, height: int = 64, supersample: int = 2, points: int = 0) -> Path:
-    """Render the procedural capture and write it atomically; returns its transforms.json."""
+def write_synthetic_capture(
+    output: Path, n_views: int = 40, width: int = 64, height: int = 64, supersample: int = 2, points: int = 0, backdrop_radius: float = 0.0,
+) -> Path:
+    """Render the procedural capture and write it atomically; returns its transforms.json (``backdrop_radius`` > 0:
+    the unbounded variant, a distant textured sphere around the objects)."""
     from fieldforge.data.captures.synthetic import SyntheticCaptureConfig, synthetic_capture_files
 
-    cfg = SyntheticCaptureConfig(n_views=n_views, width=width, height=height, supersample=supersample, n_points=points)
+    cfg = SyntheticCaptureConfig(n_views=n_views, width=width, height=height, supersample=supersample, n_points=points,
+                                 backdrop_radius=backdrop_radius)
     files = synthetic_capture_files(cfg)
     for name, data in files.items():
         if name != "transforms.json":

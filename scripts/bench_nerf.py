@@ -6,7 +6,9 @@ Every fit is a ``fieldforge train nerf`` run (``fieldforge.app.train.train``) in
 callback times it, evaluates it (the task's evaluation: the first --eval-views test views at full size) and
 stops it. Training time is wall time; ``cpu s`` is the process CPU time over all threads (on a contended machine
 it bounds what an idle one would need). Scenes: ``lego_half`` (../shared/data/lego_half, Blender, every 8th view held out, white background) and
-``synthetic`` (the procedural capture, rendered into a temporary folder). Training time excludes
+``synthetic`` (the procedural capture, rendered into a temporary folder) and ``unbounded`` (the same objects inside a
+distant textured sphere, 48 views at 200×150 with 3,000 sparse points: a scene the cameras do not bound, trained
+with contraction; ``--contraction-steps 512,128`` compares samples per ray side by side). Training time excludes
 evaluation. Each run stops at ``--steps`` or ``--budget`` seconds, whichever comes first; evaluations
 happen at the steps in ``--eval-at`` and at the end.
 
@@ -16,6 +18,7 @@ Examples:
     python scripts/bench_nerf.py --scenes lego_half --methods ngp,nerf --device cuda --steps 5000 --budget 300
     python scripts/bench_nerf.py --scenes lego_half --settings default --formats blender,nerfstudio,llff,colmap --steps 1000
     python scripts/bench_nerf.py --scenes lego_half --settings default --target-psnr 25 --eval-every 250 --steps 20000 --budget 3600
+    python scripts/bench_nerf.py --scenes unbounded --settings default --contraction-steps 512,128 --steps 3000 --budget 300
 Writes a rich table and JSON to scripts/results/bench_nerf[-TAG].json.
 """
 
@@ -40,6 +43,8 @@ from fieldforge.data.captures import CaptureOptions  # noqa: E402
 from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
+UNBOUNDED_CAPTURE = dict(n_views=48, width=200, height=150, supersample=2, points=3000, backdrop_radius=12.0)
+"""The ``unbounded`` scene: the procedural objects inside a textured sphere 4.6× the cameras' distance away."""
 LEGO = Path(os.environ.get("FIELDFORGE_LEGO", ROOT.parent / "shared" / "data" / "lego_half"))
 
 
@@ -49,8 +54,9 @@ def default_config(method: str, data: Path, args, output_dir: Path) -> "object":
     task = get_task("nerf")
     device = resolve_device(args.device)
     cfg = task.default_config(None if method == task.default_method(device) else method, device)
+    render = replace(cfg.render, contraction_steps=args.contraction or cfg.render.contraction_steps)
     return replace(
-        cfg, data=data, capture=replace(cfg.capture, holdout_every=8),
+        cfg, data=data, render=render, capture=replace(cfg.capture, holdout_every=8),
         eval_views=args.eval_views if args.eval_views > 0 else 1 << 30, eval_max_side=1 << 30,
         trainer=replace(cfg.trainer, steps=args.steps, seed=args.seed, device=args.device, eval_every=0, checkpoint_every=0,
                         log_every=10**9, progress=False, output_dir=output_dir),
@@ -64,7 +70,9 @@ def scene_config(method: str, scene: str, data: Path, args, output_dir: Path = P
     scene = scene.split(":")[0]
     cfg = nerf_train_config(method)
     render = cfg.render
-    if scene == "synthetic":
+    if args.contraction:
+        render = replace(render, contraction_steps=args.contraction)
+    if scene in ("synthetic", "unbounded"):
         render = replace(render, grid_resolution=48, steps_per_ray=256, grid_warmup_steps=64, target_samples=1 << 14, max_rays=4096)
         batch = 1024
     else:
@@ -72,12 +80,12 @@ def scene_config(method: str, scene: str, data: Path, args, output_dir: Path = P
                          grid_update_fraction=args.grid_fraction, target_samples=args.target_samples, max_rays=1 << 16)
         batch = 1024
     field = cfg.field
-    if method == "ngp" and scene != "synthetic":
+    if method == "ngp" and scene == "lego_half":
         enc = field.encoding
         field = replace(field, encoding=replace(
             enc, log2_table_size=args.log2_table_size or enc.log2_table_size, n_levels=args.n_levels or enc.n_levels,
             max_resolution=args.max_resolution or enc.max_resolution))
-    if method == "ngp" and scene == "synthetic":
+    if method == "ngp" and scene in ("synthetic", "unbounded"):
         field = replace(field, encoding=replace(field.encoding, n_levels=12, log2_table_size=15, max_resolution=256))
     return replace(
         cfg, data=data, field=field, render=render, capture=CaptureOptions(holdout_every=8),
@@ -159,7 +167,8 @@ def run(method: str, scene: str, data: Path, args, console: Console) -> dict:
     final, train_s = probe.final, probe.seconds
     console.print(f"  final {probe.steps:6d}  {train_s:7.1f} s  test PSNR {final['psnr']:.2f}  SSIM {final['ssim']:.4f}")
     return {
-        "method": method, "scene": scene, "settings": args.settings, "steps": probe.steps, "train_seconds": train_s,
+        "method": method, "scene": scene, "settings": args.settings, "contraction_steps": cfg.render.contraction_steps,
+        "steps": probe.steps, "train_seconds": train_s,
         "train_cpu_seconds": probe.cpu_seconds,  # process CPU time (all threads): what an idle machine would need, roughly
         "stopped_by": probe.stopped_by,
         "psnr": final["psnr"], "ssim": final["ssim"], "eval_views": probe.eval_views,
@@ -218,8 +227,11 @@ def main() -> None:
     p.add_argument("--log2-table-size", type=int, default=0, help="lego, ngp: override the hash table size T (0: preset)")
     p.add_argument("--n-levels", type=int, default=0, help="lego, ngp: override the number of hash-grid levels (0: preset)")
     p.add_argument("--max-resolution", type=int, default=0, help="lego, ngp: override the finest hash-grid resolution (0: preset)")
+    p.add_argument("--contraction-steps", default="", help="comma-separated samples per ray of unbounded/NDC scenes, one run each "
+                   "(empty: the settings' value)")
     p.add_argument("--tag", default="", help="suffix of the JSON file name")
     args = p.parse_args()
+    args.contraction = 0
     if args.threads > 0:
         torch.set_num_threads(args.threads)
     console = Console()
@@ -230,6 +242,10 @@ def main() -> None:
                 from fieldforge.app.demos import DEMO_CAPTURE, write_synthetic_capture
 
                 data = write_synthetic_capture(Path(tmp) / "synthetic", **DEMO_CAPTURE).parent  # type: ignore[arg-type]
+            elif scene == "unbounded":
+                from fieldforge.app.demos import write_synthetic_capture
+
+                data = write_synthetic_capture(Path(tmp) / "unbounded", **UNBOUNDED_CAPTURE).parent  # type: ignore[arg-type]
             elif scene == "lego_half":
                 if not LEGO.is_dir():
                     console.print(f"[yellow]skipping lego_half: {LEGO} not found")
@@ -245,12 +261,14 @@ def main() -> None:
             for method in [m for m in args.methods.split(",") if m]:
                 if method not in METHODS:
                     raise SystemExit(f"unknown method {method!r}; choose from {', '.join(METHODS)}")
-                record(results, run(method, scene, data, args, console), args)
+                for contraction in [int(c) for c in args.contraction_steps.split(",") if c] or [0]:
+                    args.contraction = contraction
+                    record(results, run(method, scene, data, args, console), args)
     table = Table(title=f"NeRF benchmark ({results[0]['eval_views'] if results else 0} test views; training time excludes evaluation)")
-    for col in ("method", "scene", "steps", "train s", "cpu s", "test PSNR", "SSIM", "train rays/s", "samples/s", "render rays/s", "peak MB"):
+    for col in ("method", "scene", "contraction steps", "steps", "train s", "cpu s", "test PSNR", "SSIM", "train rays/s", "samples/s", "render rays/s", "peak MB"):
         table.add_column(col, justify="right" if col not in ("method", "scene") else "left")
     for r in results:
-        table.add_row(r["method"], r["scene"], str(r["steps"]), f"{r['train_seconds']:.0f}", f"{r['train_cpu_seconds']:.0f}", f"{r['psnr']:.2f}", f"{r['ssim']:.4f}",
+        table.add_row(r["method"], r["scene"], str(r["contraction_steps"]), str(r["steps"]), f"{r['train_seconds']:.0f}", f"{r['train_cpu_seconds']:.0f}", f"{r['psnr']:.2f}", f"{r['ssim']:.4f}",
                       f"{r['train_rays_per_s']:,.0f}", f"{r['train_samples_per_s']:,.0f}", f"{r['render_rays_per_s']:,.0f}", f"{r['peak_memory_mb']:,.0f}")
     console.print(table)
     console.print(f"→ {save(results, args)}")
