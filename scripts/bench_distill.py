@@ -81,7 +81,7 @@ def scratch(config, budget_s: float, target: float | None, cap_s: float, eval_ev
     probe = Probe(budget_s=budget_s)
     train_probed(replace(config, trainer=replace(config.trainer, steps=10**7, name="scratch-eq")), probe)
     out["equal_time_" + key] = (probe.final or {}).get(key, math.nan)
-    if target is not None:
+    if target is not None and cap_s > 0:  # --scratch-cap 0: equal time only
         def reached(r: dict) -> bool:
             return r[key] <= target if lower_is_better else r[key] >= target
 
@@ -225,7 +225,7 @@ def main() -> None:
     p.add_argument("--sdf-steps", type=int, default=600)
     p.add_argument("--sdf-students", nargs="*", default=["ff", "kilonerf"])
     p.add_argument("--scratch", type=int, default=1, help="1: also train each student from scratch (equal time, time to target)")
-    p.add_argument("--scratch-cap", type=float, default=600.0, help="most seconds a from-scratch run may take to reach the target")
+    p.add_argument("--scratch-cap", type=float, default=600.0, help="most seconds a from-scratch run may take to reach the target (0: equal time only)")
     p.add_argument("--scratch-eval-every", type=int, default=200)
     p.add_argument("--device", default="cpu")
     p.add_argument("--tag", default="")

@@ -56,6 +56,8 @@ class DistillOptions:
     tile_density_weight: float = 1.0
     """KiloNeRF tiles: weight of PVD's clamped log-density loss beside the α/RGB MSE (α at the renderer's small
     marching step is ≪ 1 through most of a surface, so the α loss alone barely moves the density; 0: α/RGB only)."""
+    occupancy_threshold: float = 10.0
+    """KiloNeRF: a grid cell is occupied when any of its 3×3×3 sub-samples has teacher σ above this (KiloNeRF's τ)."""
     tile_ray_fraction: float = 0.0
     """KiloNeRF tiles: fraction of the points taken from the teacher's samples along training and virtual rays
     (with their view directions); the rest uniform in occupied cells. 0 by default: on the procedural capture
