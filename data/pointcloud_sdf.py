@@ -60,7 +60,7 @@ class PointCloudSDFConfig:
     sphere fit: bunny scans with σ = 0.5% of the diagonal, target Chamfer 0.35% at 3 with 32 neighbours, 0.073% at 5 with 64 neighbours)."""
     far: float = 1.0
     """Beyond this many bandwidths from the nearest point the magnitude is the distance to it (blended in up to
-    twice that) and the sign the winding number's (with ``local_winding``; else also beyond twice the dipole
+    twice that) and the sign the winding number's (with local_winding; else also beyond twice the dipole
     subset's spacing). Tree scans (thin open grass cards): 2.5 grows slabs behind the cards, 1.0 does not;
     0.5 makes the sign flicker near noisy or sparse points."""
     reorient: bool = False
@@ -73,7 +73,7 @@ class PointCloudSDFConfig:
     """Weigh all neighbours of a query with the bandwidth of its nearest point (instead of each their own)."""
     local_winding: bool = True
     """The winding number from the query's neighbours exactly plus the dipole subset beyond them (reliable
-    close to the points, so the sign vote starts at ``far`` bandwidths; open sheets get thin shells) instead
+    close to the points, so the sign vote starts at far bandwidths; open sheets get thin shells) instead
     of the subset alone (which starts only at twice its spacing)."""
     max_bandwidth: float = 1.5
     """Clamp each point's bandwidth at this many times the median (0: no clamp). Tree scans with given normals,
