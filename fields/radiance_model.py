@@ -12,7 +12,7 @@ transmittance vanishes, which is what makes the CPU path usable. Everything here
 """
 
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import torch
 from fieldforge.fields.field import FieldConfig, RadianceField, make_field
@@ -206,10 +206,8 @@ class NerfModel(nn.Module):
                 return self._render_chunked(origins, directions, background, bounds)
         samples = self.sample(origins, directions, training, generator)
         if max_samples is not None and samples.n_samples > max_samples:
-            fits = torch.cumsum(samples.counts(), 0) <= max_samples
-            cut = max(1, int(fits.sum()))
-            samples = samples.select(samples.ray_indices < cut)
-            samples = replace(samples, n_rays=cut)
+            samples = samples.leading(max_samples)
+            cut = samples.n_rays
             origins, directions = origins[:cut], directions[:cut]
             if background is not None and background.ndim == 2:
                 background = background[:cut]

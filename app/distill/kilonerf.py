@@ -54,8 +54,8 @@ class KiloNerfDistillTask(NerfDistillTask):
         (δ ≈ 0.005) τ = 10 drops the thin parts a 250-step teacher draws with σ ∈ (2, 10) (the teacher through
         that grid: 23.7 vs 25.2 dB), yet τ = 2 (the renderer's σ·δ > 0.01) gave a *worse* student at 160 steps
         (19.9 vs 21.6 dB: 2× the cells to distil, faint cells rendered as haze) and 6× slower frames."""
-        self.threshold = self.options.occupancy_threshold
-        self.occupied_fraction = kn.fill_occupancy(self.model, lambda p: self.teacher.query(p).density, threshold=self.threshold)
+        self.occupied_fraction = kn.fill_occupancy(self.model, lambda p: self.teacher.query(p).density,
+                                                   threshold=self.options.occupancy_threshold)
 
     def alpha_rgb(self, out) -> Tensor:
         """``(n, 4)``: α = 1 − exp(−σ·δ) and RGB."""
@@ -111,5 +111,5 @@ class KiloNerfDistillTask(NerfDistillTask):
         q99 = kn.per_tile_quantile(err, ids, self.n_tiles, 0.99)
         q99 = q99[~torch.isnan(q99)]
         metrics.update({"tile_q99_max": float(q99.max()), "tile_q99_median": float(q99.median()), "tiles": float(self.n_tiles),
-                        "teacher_grid_occupancy": self.occupied_fraction, "occupancy_threshold": self.threshold})
+                        "teacher_grid_occupancy": self.occupied_fraction, "occupancy_threshold": self.options.occupancy_threshold})
         return metrics

@@ -169,11 +169,9 @@ class NerfDistillTask:
         o, d = self.rays(self.n_rays, hard)
         bg = torch.rand(o.shape[0], 3, generator=self.generator).to(self.device)
         samples = self.sampler.samples(o, d, training=True, generator=self.generator)
-        if samples.n_samples > budget:  # the leading rays whose samples fit the budget
-            cut = max(1, int((torch.cumsum(samples.counts(), 0) <= budget).sum()))
-            samples = samples.select(samples.ray_indices < cut)
-            samples = RaySamples(samples.t_starts, samples.t_ends, samples.ray_indices, cut)
-            o, d, bg = o[:cut], d[:cut], bg[:cut]
+        if samples.n_samples > budget:
+            samples = samples.leading(budget)
+            o, d, bg = o[:samples.n_rays], d[:samples.n_rays], bg[:samples.n_rays]
         self.n_rays = int(min(1 << 15, max(64, self.n_rays * budget / max(samples.n_samples, 1))))
         return o, d, bg, samples
 
@@ -185,7 +183,8 @@ class NerfDistillTask:
         return ctx.weight(name, 0.0)
 
     def train_step(self, ctx: StepContext) -> StepResult:
-        w_rgb = self.weight(ctx, "rgb")
+        w = {name: self.weight(ctx, name) for name in ("features", "density", "colour", "rgb")}
+        w_rgb = w["rgb"]
         hard = min(round(self.n_rays * self.options.hard_rays), self.pool_o.shape[0]) if w_rgb > 0 else 0
         o, d, bg, samples = self.ray_batch(self.batch, hard)
         n_samples = samples.n_samples
@@ -199,19 +198,19 @@ class NerfDistillTask:
         log: dict[str, float] = {"rays": float(o.shape[0]), "samples_per_ray": n_samples / o.shape[0]}
         loss = torch.zeros((), device=self.device)
         psl = torch.zeros(n_samples, device=self.device)
-        if self.features and self.weight(ctx, "features") > 0:
+        if self.features and w["features"] > 0:
             fl = feature_loss_per_sample(s.features, t.features)
-            loss = loss + self.weight(ctx, "features") * fl.mean()
+            loss = loss + w["features"] * fl.mean()
             psl = psl + fl.detach()
             log["features"] = float(fl.detach().mean())
-        if self.weight(ctx, "density") > 0:
+        if w["density"] > 0:
             dl = density_loss_per_sample(s.density, t.density, self.options.density_range)
-            loss = loss + self.weight(ctx, "density") * dl.mean()
+            loss = loss + w["density"] * dl.mean()
             psl = psl + dl.detach()
             log["density"] = float(dl.detach().mean())
-        if self.weight(ctx, "colour") > 0:
+        if w["colour"] > 0:
             cl = colour_loss_per_sample(s.rgb, t.rgb)
-            loss = loss + self.weight(ctx, "colour") * cl.mean()
+            loss = loss + w["colour"] * cl.mean()
             log["colour"] = float(cl.detach().mean())
         if w_rgb > 0:
             teacher_out = volume_render(samples, lambda t0, t1, ri: (t.rgb, t.density), bg)

@@ -48,6 +48,15 @@ class RaySamples:
         """Samples per ray ``(n_rays,)``."""
         return torch.bincount(self.ray_indices, minlength=self.n_rays)
 
+    def leading(self, budget: int) -> "RaySamples":
+        """The samples of the leading rays whose samples fit ``budget`` (at least one ray); ``n_rays`` is
+        their count. Unchanged when everything fits."""
+        if self.n_samples <= budget:
+            return self
+        cut = max(1, int((torch.cumsum(self.counts(), 0) <= budget).sum()))
+        kept = self.select(self.ray_indices < cut)
+        return RaySamples(kept.t_starts, kept.t_ends, kept.ray_indices, cut)
+
 
 def ray_aabb_intersect(
     origins: Float[Tensor, "n 3"], directions: Float[Tensor, "n 3"], aabb: Float[Tensor, "2 3"]
