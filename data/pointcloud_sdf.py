@@ -143,12 +143,12 @@ class PointCloudSDF:
         h = self.bandwidth[idx]
         if self.config.query_bandwidth:
             h = np.broadcast_to(h[:, :1], h.shape)
-        plane = np.einsum("mkc,mkc->mk", q[:, None, :] - self.points[idx], self.normals[idx])
         logw = -((dist / h) ** 2)
         w = np.exp(logw - logw.max(axis=1, keepdims=True))
         if self.config.fit == "sphere":
             f = sphere_distance(self.points[idx] - q[:, None, :], self.normals[idx], w)
         else:
+            plane = np.einsum("mkc,mkc->mk", q[:, None, :] - self.points[idx], self.normals[idx])
             f = (w * plane).sum(axis=1) / w.sum(axis=1)
         d0 = dist[:, 0]
         start = self.config.far * h[:, 0]
