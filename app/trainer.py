@@ -48,6 +48,8 @@ class Stage:
     """Weights the task's ``train_step`` reads (``ctx.weight(name, default)``)."""
     trainable: tuple[str, ...] | None = None
     """Prefixes of the parameter-group names trained in this stage (``None``: every group)."""
+    lr_scale: float = 1.0
+    """The stage's peak learning rate as a multiple of the optimizer's (every stage restarts the schedule)."""
 
 
 @dataclass(frozen=True)
@@ -187,7 +189,7 @@ class Trainer:
             stage = self.stage
             if not is_trained(group_name, stage):
                 return 0.0
-            return schedule_factor(self.optim_config, step - self.stage_start, stage.steps)
+            return stage.lr_scale * schedule_factor(self.optim_config, step - self.stage_start, stage.steps)
 
         return fn
 

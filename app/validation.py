@@ -96,6 +96,7 @@ RANGES: dict[Any, Range] = {
     ("RBFConfig", "log_precision_init"): Range(),
     ("RBFConfig", "center_init"): NON_NEGATIVE,
     ("TileBankConfig", "resolution"): Range(1),
+    ("DistillOptions", "occupancy_weight"): FRACTION,
     ("RadianceHeadConfig", "density_bias"): Range(),
     "max_log2_frequency": Range(),
 }

@@ -15,6 +15,7 @@ from fieldforge.app.distill.losses import clamped_log_density, density_loss_per_
 from fieldforge.app.distill.teacher import Teacher
 from fieldforge.app.tasks.base import TaskContext
 from fieldforge.app.trainer import Stage, StepContext
+from fieldforge.fields.metrics import psnr
 from fieldforge.fields.outputs import FieldOutputs
 from torch import Tensor, nn
 
@@ -293,14 +294,14 @@ def test_kilonerf_distills_per_tile_then_finetunes_with_the_teachers_grid(captur
     from fieldforge.app.tasks.nerf import capture_metadata
 
     config = tiny_nerf_config("kilonerf")
-    config = replace(config, distill=replace(config.distill, batch_size=2048), field=replace(config.field, network=replace(config.field.network, longest_axis=3),
+    config = replace(config, distill=replace(config.distill, tile_points=2048), field=replace(config.field, network=replace(config.field.network, longest_axis=3),
                                            radiance=replace(config.field.radiance, color_network=replace(config.field.radiance.color_network, longest_axis=3))))
     info = capture_metadata(capture)
     torch.manual_seed(0)
     model = NERF.build_model(config, info)
     teacher = Teacher(Blob(model.scene_box.mean(0)), "nerf", info, None, Path("analytic"), 0)
     task = KiloNerfDistillTask(model, teacher, NERF.build_task(config, model, capture, CPU), config, CPU)
-    assert task.n_tiles == 27 and task.per_tile == 2048 // 27
+    assert task.n_tiles == 27 and task.batch == 2048
     assert model.render_config.early_stop_eps == 0.01  # KiloNeRF's early ray termination
     grid = model.grid.binary.clone()
     assert 0 < float(grid.float().mean()) < 1
@@ -316,6 +317,53 @@ def test_kilonerf_distills_per_tile_then_finetunes_with_the_teachers_grid(captur
     assert torch.equal(model.grid.binary, grid)  # fine-tuning keeps the teacher's grid
 
 
+class Veil(Blob):
+    """The ball of :class:`Blob` inside a thin, faint shell (σ = 6 < τ = 10 for 0.40 < r < 0.44): about 21% of
+    a ray's colour comes from the shell, yet no point of it passes KiloNeRF's density threshold."""
+
+    def forward(self, points: Tensor, directions: Tensor | None = None) -> FieldOutputs:
+        out = super().forward(points, directions)
+        r = (points - self.centre).norm(dim=-1)
+        sigma = out.density + 6.0 * ((r > 0.40) & (r < 0.44)).float()
+        return FieldOutputs(rgb=out.rgb, density=sigma, density_raw=torch.log(sigma.clamp(min=1e-8)))
+
+
+@pytest.mark.parametrize("rays", [0, 1 << 16])
+def test_kilonerf_grid_keeps_what_the_teachers_renderings_are_made_of(capture, rays) -> None:
+    """σ > τ alone drops the faint shell (the teacher rendered through that grid loses it); the rendering
+    criterion keeps the shell's cells and still leaves the space away from the object empty."""
+    from fieldforge.app.distill.kilonerf import KiloNerfDistillTask
+    from fieldforge.app.tasks.nerf import TASK as NERF
+    from fieldforge.app.tasks.nerf import capture_metadata
+
+    config = tiny_nerf_config("kilonerf")
+    config = replace(config, distill=replace(config.distill, occupancy_rays=rays), render=replace(config.render, grid_resolution=32))
+    info = capture_metadata(capture)
+    torch.manual_seed(0)
+    model = NERF.build_model(config, info)
+    centre = model.scene_box.mean(0)
+    teacher = Teacher(Veil(centre), "nerf", info, None, Path("analytic"), 0)
+    task = KiloNerfDistillTask(model, teacher, NERF.build_task(config, model, capture, CPU), config, CPU)
+    gen = torch.Generator().manual_seed(0)
+    dirs = torch.nn.functional.normalize(torch.randn(2000, 3, generator=gen), dim=-1)
+    assert bool(model.grid.occupied(centre + 0.1 * dirs).all()) and not bool(model.grid.occupied(centre + 0.9 * dirs).any())
+    cams, st = capture.cameras, task.student
+    views = capture.split["test"][:2]
+
+    def renders() -> list[Tensor]:
+        return [task.sampler.render_image(cams.camera_to_world[i], cams.intrinsics[i], int(cams.width[i]), int(cams.height[i]), None, st.background)
+                for i in views]
+
+    through_grid = renders()
+    model.grid.binary.fill_(True)
+    full = renders()
+    fidelity = min(float(psnr(a, b)) for a, b in zip(through_grid, full))
+    if rays:
+        assert fidelity > 35, fidelity  # 36.6 dB
+    else:
+        assert fidelity < 30, fidelity  # 13.0 dB: the shell is gone
+
+
 def test_kilonerf_student_with_the_distillers_defaults_reaches_its_teacher(capture) -> None:
     """The student ``distill_config`` builds (its density activation and learning rate, not the test's) fits an
     analytic teacher in 60 tile steps. With the kilonerf preset's softplus density and KiloNeRF's lr 1e-3 it
@@ -329,7 +377,7 @@ def test_kilonerf_student_with_the_distillers_defaults_reaches_its_teacher(captu
     info = capture_metadata(capture)
     tconf = replace(tiny_nerf_config("ngp"), data=capture.source)
     teacher = Teacher(Blob(torch.zeros(3)), "nerf", info, None, Path("analytic"), 0, "analytic", tconf)
-    config = distill_config(teacher, "kilonerf", replace(tconf.distill, batch_size=2048), device="cpu")
+    config = distill_config(teacher, "kilonerf", replace(tconf.distill, tile_points=2048), device="cpu")
     assert config.field.radiance.density_activation == "trunc_exp" and config.optim.lr == config.distill.student_lr > 1e-3
     radiance = config.field.radiance
     config = replace(config, field=replace(config.field, network=replace(config.field.network, longest_axis=3),

@@ -112,6 +112,28 @@ def test_stages_train_their_groups_with_their_weights(tmp_path: Path) -> None:
     assert model.progress[6:] == pytest.approx([(i + 1) / 10 for i in range(10)])
 
 
+def test_a_stage_scales_its_peak_learning_rate(tmp_path: Path) -> None:
+    """Each stage restarts the schedule at ``lr_scale ×`` the optimizer's peak (KiloNeRF fine-tuning: 0.1)."""
+    from fieldforge.app.trainer import schedule_factor
+
+    model = TwoPartModel()
+    task = ToyTask(model)
+    stages = [Stage("warm", 4, {"fit": 1.0}), Stage("main", 4, {"fit": 1.0}, lr_scale=0.1)]
+    config = TrainerConfig(steps=8, checkpoint_every=0, progress=False, log_every=1)
+    optim = OptimizerConfig(lr=1e-2)
+    trainer = Trainer(config, optim, task, RunDir.create(tmp_path, "r", "t"), torch.device("cpu"), stages=stages)
+    seen = []
+    for _ in range(4):
+        seen.append(trainer.optimizer.param_groups[0]["lr"])
+        trainer.train_step()
+    trainer.step_into_next_stage()
+    for _ in range(4):
+        seen.append(trainer.optimizer.param_groups[0]["lr"])
+        trainer.train_step()
+    expected = [1e-2 * schedule_factor(optim, k, 4) for k in range(4)] + [1e-3 * schedule_factor(optim, k, 4) for k in range(4)]
+    assert seen == pytest.approx(expected)
+
+
 def test_train_runs_every_stage_and_the_stage_is_resumed(tmp_path: Path) -> None:
     full = make_trainer(RunDir.create(tmp_path, "full", "t"))
     full.train()

@@ -3,8 +3,9 @@
 Through ``fieldforge.fields.kilonerf`` only:
 
 - the student's occupancy grid is filled from the teacher's density (3×3×3 sub-samples per cell, σ > τ = 10)
-  and kept (empty-space skipping; rendering uses KiloNeRF's early termination at transmittance < 0.01);
-- stage ``tiles``: ``batch_size`` points per step where rendering evaluates the tiles: uniform in the grid's
+  and from the teacher's renderings (cells that give some training/virtual ray ≥ 1% of its colour), and kept
+  (empty-space skipping; rendering uses KiloNeRF's early termination at transmittance < 0.01);
+- stage ``tiles``: ``tile_points`` points per step where rendering evaluates the tiles: uniform in the grid's
   occupied cells (random directions; ``tile_ray_fraction`` of them may instead be the teacher's samples along
   training and virtual rays); tiles in empty space are never rendered and get none. Targets are the
   teacher's α = 1 − exp(−σ·δ) (δ: the marching step) and RGB, with the MSE over the 4 outputs summed over
@@ -29,6 +30,7 @@ from fieldforge.app.distill.nerf import NerfDistillTask
 from fieldforge.app.tasks.base import TaskContext
 from fieldforge.app.trainer import StepContext, StepResult, Track
 from fieldforge.fields import kilonerf as kn
+from fieldforge.fields.rendering.volume import volume_render
 from torch import Tensor
 
 HELD_OUT_PER_TILE = 16
@@ -40,8 +42,8 @@ class KiloNerfDistillTask(NerfDistillTask):
         self.occupied_fraction = 0.0
         super().__init__(model, teacher, student, config, ctx)
         student.render = replace(student.render, grid_update_every=1 << 40)  # the grid stays the teacher's
+        self.batch = config.distill.tile_points
         self.n_tiles = kn.n_tiles(model)
-        self.per_tile = max(1, self.batch // self.n_tiles)
         self.cells = torch.nonzero(model.grid.binary.reshape(-1).cpu()).squeeze(-1)
         gen = torch.Generator().manual_seed(self.seed + 53)
         held = self.occupied_points(HELD_OUT_PER_TILE * self.n_tiles, gen)  # the space rendering evaluates
@@ -49,13 +51,41 @@ class KiloNerfDistillTask(NerfDistillTask):
         self.held_dirs = torch.nn.functional.normalize(torch.randn(held.shape[0], 3, generator=gen), dim=-1).to(self.device)
 
     def fill_grid(self) -> None:
-        """KiloNeRF's occupancy grid: 3×3×3 sub-samples of the teacher's density per cell, σ > τ
-        (``occupancy_threshold``, KiloNeRF's 10). τ is in scene units (σ scales with 1/length): on lego_half ×⅛
-        (δ ≈ 0.005) τ = 10 drops the thin parts a 250-step teacher draws with σ ∈ (2, 10) (the teacher through
-        that grid: 23.7 vs 25.2 dB), yet τ = 2 (the renderer's σ·δ > 0.01) gave a *worse* student at 160 steps
-        (19.9 vs 21.6 dB: 2× the cells to distil, faint cells rendered as haze) and 6× slower frames."""
-        self.occupied_fraction = kn.fill_occupancy(self.model, lambda p: self.teacher.query(p).density,
-                                                   threshold=self.options.occupancy_threshold)
+        """KiloNeRF's occupancy grid: a cell is occupied when any of its 3×3×3 sub-samples has teacher σ > τ
+        (``occupancy_threshold``, KiloNeRF's 10), **or** when the teacher's rendering of one of
+        ``occupancy_rays`` training/virtual rays takes ≥ ``occupancy_weight`` of its colour from the cell.
+        τ alone is in scene units (σ scales with 1/length) and suits a converged teacher: on lego_half ×⅛
+        (δ ≈ 0.005) it drops the thin parts a 250-step teacher draws with σ ∈ (2, 10) (the teacher through that
+        grid: 23.7 vs 25.2 dB), while τ = 2 also keeps the teacher's faint haze (2× the cells, 6× slower frames).
+        The rendering criterion keeps exactly what the teacher's images are made of."""
+        self.sampler.fill_grid(seed=self.seed + 43)  # the renderer's grid (σ·δ above its threshold), to march the rays
+        visible = self.rendered_cells(self.options.occupancy_rays, self.options.occupancy_weight) if self.options.occupancy_rays else None
+        kn.fill_occupancy(self.model, lambda p: self.teacher.query(p).density, threshold=self.options.occupancy_threshold)
+        grid = self.model.grid
+        if visible is not None:
+            grid.binary |= visible.reshape(grid.binary.shape)
+        self.occupied_fraction = grid.occupancy_fraction()
+
+    @torch.no_grad()
+    def rendered_cells(self, n_rays: int, share: float, chunk: int = 4096) -> Tensor:
+        """``(n_cells,)`` bool: cells from which the teacher's rendering of some of ``n_rays`` training and virtual
+        rays (the student's grid marching, the teacher's density) takes at least ``share`` of the ray's colour."""
+        grid = self.model.grid
+        best = torch.zeros(grid.n_cells, device=self.device)
+        for start in range(0, n_rays, chunk):
+            o, d = self.rays(min(chunk, n_rays - start), 0)
+            samples = self.sampler.samples(o, d, training=False)
+            if not samples.n_samples:
+                continue
+            pos = samples.positions(o, d)
+            t = self.teacher.query(pos, d[samples.ray_indices])
+            weights = volume_render(samples, lambda t0, t1, ri: (t.rgb, t.density), None).weights.float()
+            cell, inside = grid.cell_of(self.model.to_field(pos))
+            key = samples.ray_indices.long() * grid.n_cells + cell  # per (ray, cell): the ray's colour from that cell
+            keys, inverse = torch.unique(key[inside], return_inverse=True)
+            per_ray_cell = torch.zeros(keys.shape[0], device=self.device).index_add_(0, inverse, weights[inside])
+            best.scatter_reduce_(0, keys % grid.n_cells, per_ray_cell, "amax")
+        return best >= share
 
     def alpha_rgb(self, out) -> Tensor:
         """``(n, 4)``: α = 1 − exp(−σ·δ) and RGB."""
