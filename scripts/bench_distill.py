@@ -20,10 +20,13 @@ a 2-core CPU: ``--nerf-downscale 8`` (50×50 views). The run of the committed ``
 results:
 
     COMMON="--images --shapes --samples 4096 --feature-steps 0 --point-steps 60 --render-steps 120 \
-            --tile-steps 120 --finetune-steps 40 --scratch-cap 0 --work /tmp/distill-work"
-    python scripts/bench_distill.py $COMMON --scenes synthetic --teacher-steps 200 --students kilonerf nerf --tag synthetic
+            --tile-steps 300 --finetune-steps 40 --scratch-cap 0 --work /tmp/distill-work"
     python scripts/bench_distill.py $COMMON --scenes lego_half --nerf-downscale 8 --teacher-steps 250 \
-        --students kilonerf nerf --tag lego_half-x8
+        --students kilonerf nerf ff cam rbf --tag lego_half-x8
+    python scripts/bench_distill.py $COMMON --scenes synthetic --teacher-steps 200 --students kilonerf nerf ff cam rbf --tag synthetic
+
+``--to-target`` measures, per student, the training time to the teacher's PSNR − 0.5 dB distilled and from
+scratch (``--scratch-cap`` bounds the latter; the ratio is then a lower bound).
 """
 
 import os
@@ -101,7 +104,36 @@ def distill(teacher_dir: Path, method: str, options: DistillOptions, out: Path, 
     return run, metrics, config
 
 
-def render_seconds(run_dir: Path, device: str, repeats: int = 2) -> float:
+def scratch_config(data: Path, method: str, config):
+    """The student as distilled (its field, render and capture settings) with its preset's optimizer, on the images."""
+    plain = get_task("nerf").preset_config(method)
+    return replace(plain, data=data, field=config.field, render=config.render, capture=config.capture, eval_views=2,
+                   trainer=replace(config.trainer, name="scratch", seed=0))
+
+
+def to_target(teacher_dir: Path, method: str, options: DistillOptions, out: Path, args, data: Path, target: float) -> dict:
+    """Training time to ``target`` test PSNR (the teacher's − 0.5 dB): distilled (evaluated every
+    ``--distill-eval-every`` steps, the stages as given) and from scratch (within ``--scratch-cap`` s)."""
+    teacher = load_teacher(teacher_dir, args.device)
+    config = distill_config(teacher, method, options, output_dir=out, name=f"distill-{method}-target", device=args.device, **QUIET)
+    probe = Probe(eval_every=args.distill_eval_every, stop_when=lambda r: r["psnr"] >= target)
+    train_probed(config, probe)
+    row = {"student": method, "target_psnr": target, "distill_to_target_seconds": probe.seconds if probe.stopped_by == "target" else None,
+           "distill_best_psnr": max(r["psnr"] for r in probe.curve), "distill_curve": [(r["step"], round(r["seconds"], 1), round(r["psnr"], 3)) for r in probe.curve]}
+    if args.scratch_cap > 0:
+        probe = Probe(budget_s=args.scratch_cap, eval_every=args.scratch_eval_every, stop_when=lambda r: r["psnr"] >= target)
+        train_probed(replace(scratch_config(data, method, config), trainer=replace(config.trainer, steps=10**7, name="scratch-target", seed=0)), probe)
+        row["scratch_to_target_seconds"] = probe.seconds if probe.stopped_by == "target" else None
+        row["scratch_best_psnr"] = max(r["psnr"] for r in probe.curve)
+        row["scratch_curve"] = [(r["step"], round(r["seconds"], 1), round(r["psnr"], 3)) for r in probe.curve]
+        d, sc = row["distill_to_target_seconds"], row["scratch_to_target_seconds"]
+        if d:  # a lower bound when scratch did not reach the target within the cap
+            row["time_ratio"] = (sc if sc is not None else args.scratch_cap) / d
+            row["time_ratio_is_lower_bound"] = sc is None
+    return row
+
+
+def render_seconds(run_dir: Path, device: str, repeats: int = 5) -> float:
     from fieldforge.fields import kilonerf as kn
 
     loaded = load_run(run_dir, device=device)
@@ -130,6 +162,13 @@ def nerf_scene(name: str, data: Path, args, console: Console, on_row) -> list[di
         options = DistillOptions(feature_steps=args.feature_steps, point_steps=args.point_steps, render_steps=args.render_steps,
                                  tile_steps=args.tile_steps, finetune_steps=args.finetune_steps, batch_size=args.samples)
         for method in args.students:
+            if args.to_target:
+                row = to_target(teacher_dir, method, options, out, args, data, tm["psnr"] - 0.5)
+                row.update({"scene": name, "downscale": downscale})
+                console.print(row)
+                rows.append(row)
+                on_row(row)
+                continue
             srun, m, config = distill(teacher_dir, method, options, out, args.device)
             row = {"scene": name, "downscale": downscale, "student": method, "psnr": m["psnr"], "ssim": m["ssim"], "teacher_psnr": m.get("teacher_psnr"),
                    "seconds": m["train_seconds"], "render_s": render_seconds(srun.path, args.device)}
@@ -137,17 +176,13 @@ def nerf_scene(name: str, data: Path, args, console: Console, on_row) -> list[di
                 if k in m:
                     row[k] = m[k]
             if args.scratch:
-                # the same student (its field as distilled) with its preset's optimizer, on the real images
-                plain = get_task("nerf").preset_config(method)
-                plain = replace(plain, data=data, field=config.field, render=config.render, capture=config.capture, eval_views=2,
-                                trainer=replace(config.trainer, name="scratch", seed=0))
-                row.update(scratch(plain, m["train_seconds"], tm["psnr"] - 0.5, args.scratch_cap, args.scratch_eval_every))
+                row.update(scratch(scratch_config(data, method, config), m["train_seconds"], tm["psnr"] - 0.5, args.scratch_cap, args.scratch_eval_every))
             console.print(row)
             rows.append(row)
             on_row(row)
         console.print(f"{name} done in {time.perf_counter() - t0:.0f} s")
     by = {r["student"]: r for r in rows if r["scene"] == name}
-    if "kilonerf" in by:
+    if "render_s" in by.get("kilonerf", {}):
         k = by["kilonerf"]
         k["render_speedup_vs_teacher"] = by["(teacher ngp)"]["render_s"] / k["render_s"]
         if "nerf" in by:
@@ -227,6 +262,10 @@ def main() -> None:
     p.add_argument("--scratch", type=int, default=1, help="1: also train each student from scratch (equal time, time to target)")
     p.add_argument("--scratch-cap", type=float, default=600.0, help="most seconds a from-scratch run may take to reach the target (0: equal time only)")
     p.add_argument("--scratch-eval-every", type=int, default=200)
+    p.add_argument("--to-target", action="store_true",
+                   help="NeRF scenes: instead of the table above, the training time of each student to the teacher's PSNR − 0.5 dB, "
+                        "distilled (evaluated every --distill-eval-every steps) and from scratch (within --scratch-cap s), and their ratio")
+    p.add_argument("--distill-eval-every", type=int, default=50)
     p.add_argument("--device", default="cpu")
     p.add_argument("--tag", default="")
     p.add_argument("--note", default="", help="recorded in the JSON (e.g. how loaded the machine was, whether times are comparable)")
@@ -274,7 +313,8 @@ def main() -> None:
         save(True)
     table = Table(title="Distillation (teacher ngp); scratch = the student trained on the real data")
     cols = ["scene", "student", "psnr", "ssim", "teacher_psnr", "chamfer_l1_rel", "seconds", "equal_time_psnr", "to_target_seconds", "render_s",
-            "render_speedup_vs_teacher", "render_speedup_vs_nerf", "tile_q99_max"]
+            "render_speedup_vs_teacher", "render_speedup_vs_nerf", "tile_q99_max", "target_psnr", "distill_to_target_seconds",
+            "scratch_to_target_seconds", "time_ratio"]
     for c in cols:
         table.add_column(c)
 
@@ -284,7 +324,7 @@ def main() -> None:
         return f"{v:.4g}" if isinstance(v, float) else str(v)
 
     for r in rows:
-        table.add_row(*[show(r[c]) if c in r else "" for c in cols])
+        table.add_row(*[("not reached" if c == "distill_to_target_seconds" and r[c] is None else show(r[c])) if c in r else "" for c in cols])
     Console().print(table)
     save(False)
     console.print(f"wrote {path.relative_to(ROOT)}")
