@@ -57,8 +57,9 @@ class KiloNerfDistillTask(NerfDistillTask):
         τ alone is in scene units (σ scales with 1/length) and suits a converged teacher: on lego_half ×⅛
         (δ ≈ 0.005) it drops the thin parts a 250-step teacher draws with σ ∈ (2, 10) (the teacher through that
         grid: 23.7 vs 25.2 dB), while τ = 2 also keeps the teacher's faint haze (2× the cells, 6× slower frames).
-        The rendering criterion keeps exactly what the teacher's images are made of."""
-        self.sampler.fill_grid(seed=self.seed + 43)  # the renderer's grid (σ·δ above its threshold), to march the rays
+        The rendering criterion keeps what the teacher's images are made of (there: 25.22 dB through the grid,
+        6.2% of the cells vs τ's 4.1%). Rays and jitter are seeded alike on every rank: one grid for all."""
+        self.sampler.fill_grid(seed=self.grid_seed + 43)  # the renderer's grid (σ·δ above its threshold), to march the rays
         visible = self.rendered_cells(self.options.occupancy_rays, self.options.occupancy_weight) if self.options.occupancy_rays else None
         kn.fill_occupancy(self.model, lambda p: self.teacher.query(p).density, threshold=self.options.occupancy_threshold)
         grid = self.model.grid
@@ -72,8 +73,9 @@ class KiloNerfDistillTask(NerfDistillTask):
         rays (the student's grid marching, the teacher's density) takes at least ``share`` of the ray's colour."""
         grid = self.model.grid
         best = torch.zeros(grid.n_cells, device=self.device)
+        gen = torch.Generator().manual_seed(self.grid_seed + 47)
         for start in range(0, n_rays, chunk):
-            o, d = self.rays(min(chunk, n_rays - start), 0)
+            o, d = self.rays(min(chunk, n_rays - start), 0, gen)
             samples = self.sampler.samples(o, d, training=False)
             if not samples.n_samples:
                 continue

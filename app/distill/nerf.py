@@ -107,6 +107,7 @@ class NerfDistillTask:
         self.options = o
         self.batch = o.batch_size
         self.seed = ctx.seed(config.trainer.seed)
+        self.grid_seed = config.trainer.seed  # the same on every rank: data-parallel ranks build one grid
         self.sampler = TeacherSampler(model, teacher)
         self.generator = torch.Generator().manual_seed(self.seed + 41)
         self.fill_grid()
@@ -123,15 +124,15 @@ class NerfDistillTask:
 
     def fill_grid(self) -> None:
         """The student's occupancy grid from the teacher's density (kept for training and rendering)."""
-        self.sampler.fill_grid(seed=self.seed + 43)
+        self.sampler.fill_grid(seed=self.grid_seed + 43)
 
     def param_groups(self, lr: float) -> list[dict]:
         return self.model.param_groups(lr)
 
     # -- rays --------------------------------------------------------------------------------------
-    def virtual_rays(self, n: int) -> tuple[Tensor, Tensor]:
+    def virtual_rays(self, n: int, generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
         """Rays of random virtual cameras: training cameras rotated about the scene centre (≤ virtual_angle)."""
-        st, g = self.student, self.generator
+        st, g = self.student, generator or self.generator
         train = torch.tensor(st.capture.split["train"])
         idx = train[torch.randint(0, train.shape[0], (n,), generator=g)]
         axis = torch.nn.functional.normalize(torch.randn(n, 3, generator=g), dim=-1)
@@ -149,12 +150,13 @@ class NerfDistillTask:
             o, d = ndc_rays(o, d, *st.ndc)
         return o, d
 
-    def rays(self, n: int, hard: int) -> tuple[Tensor, Tensor]:
+    def rays(self, n: int, hard: int, generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
+        g = generator or self.generator
         n_fresh = n - hard
         n_virtual = round(n_fresh * self.options.virtual_views)
-        frames, pix, _ = self.student.bank.sample(n_fresh - n_virtual, self.generator)
+        frames, pix, _ = self.student.bank.sample(n_fresh - n_virtual, g)
         o1, d1 = self.student.rays(frames, pix)
-        o2, d2 = self.virtual_rays(n_virtual)
+        o2, d2 = self.virtual_rays(n_virtual, g)
         parts_o, parts_d = [o1, o2], [d1, d2]
         if hard:
             pick = torch.randint(0, self.pool_o.shape[0], (hard,), generator=self.generator)

@@ -60,10 +60,10 @@ class DistillOptions:
     """KiloNeRF: a grid cell is occupied when any of its 3×3×3 sub-samples has teacher σ above this (KiloNeRF's τ)."""
     occupancy_rays: int = 1 << 16
     """KiloNeRF: training and virtual rays rendered with the teacher before distilling; a cell is also occupied
-    where one of them takes at least ``occupancy_weight`` of its colour from it (thin or soft parts under τ;
+    where one of them takes at least --occupancy-weight of its colour from it (thin or soft parts under τ;
     0: τ alone)."""
     occupancy_weight: float = 0.01
-    """KiloNeRF: the share of a teacher ray's colour that makes the cells it comes from occupied (with ``occupancy_rays``)."""
+    """KiloNeRF: the share of a teacher ray's colour that makes the cells it comes from occupied (with --occupancy-rays)."""
     tile_ray_fraction: float = 0.0
     """KiloNeRF tiles: fraction of the points taken from the teacher's samples along training and virtual rays
     (with their view directions); the rest uniform in occupied cells. 0 by default: on the procedural capture
@@ -74,8 +74,8 @@ class DistillOptions:
     batch_size: int = 8192
     """Pixels (image), points (SDF) or samples (NeRF) per step."""
     tile_points: int = 1 << 15
-    """KiloNeRF tiles: points per step (a step's cost is mostly the Adam update of every tile's weights: 4× the
-    points of 8192 take 1.6× the time; lego_half ×⅛, 300 steps: 24.5 dB at 32768 vs 23.6 dB at 16384)."""
+    """KiloNeRF tiles: points per step (a CPU step's cost is mostly the Adam update of every tile's weights: 8× the
+    points of 4096 take 1.6× the time per step on lego_half)."""
     virtual_views: float = 0.5
     """NeRF: fraction of the rays of a step from random virtual views around the training cameras (PVD-AL)."""
     virtual_angle: float = 20.0
