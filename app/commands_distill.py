@@ -51,6 +51,7 @@ def distill(argv: list[str], prog: str) -> int:
     from fieldforge.app.tasks.distill import distill_config
     from fieldforge.app.train import ResumeOverrides, resume, train
     from fieldforge.app.trainer import resolve_device
+    from fieldforge.app.validation import validate_config
 
     if peek_option(argv, "--resume") is not None:
         options = parse_resume(argv, prog)
@@ -62,11 +63,7 @@ def distill(argv: list[str], prog: str) -> int:
                     raise InputError(None, f"{option} is required ({hint})")
         default = DistillCommand(method=tyro.MISSING, options=dataclasses.replace(DistillOptions(), teacher=tyro.MISSING))  # type: ignore[arg-type]
         c = tyro.cli(DistillCommand, default=default, args=argv, prog=prog, config=TYRO_CONF)
-        if c.options.batch_size < 1:
-            raise InputError(None, f"--batch-size must be positive, got {c.options.batch_size}")
-        if min(c.options.image_steps, c.options.sdf_steps, c.options.feature_steps, c.options.point_steps, c.options.render_steps,
-               c.options.tile_steps, c.options.finetune_steps) < 0:
-            raise InputError(None, "stage steps must be ≥ 0")
+        validate_config(c.options, paths=False)  # named as this command spells them (no "distill." prefix)
         if c.options.student_lr < 0:
             raise InputError(None, f"--student-lr must be ≥ 0 (0: the default), got {c.options.student_lr}")
         if not (0.0 <= c.options.virtual_views <= 1.0 and 0.0 <= c.options.hard_rays < 1.0):

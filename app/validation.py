@@ -97,6 +97,7 @@ RANGES: dict[Any, Range] = {
     ("RBFConfig", "center_init"): NON_NEGATIVE,
     ("TileBankConfig", "resolution"): Range(1),
     ("DistillOptions", "occupancy_weight"): FRACTION,
+    ("DistillOptions", "tile_points"): Range(1),
     ("RadianceHeadConfig", "density_bias"): Range(),
     "max_log2_frequency": Range(),
 }

@@ -16,14 +16,20 @@ Writes a table and JSON to scripts/results/bench_distill[-TAG].json (machine and
 
 Split into parts (``--scenes``/``--students``/``--images``/``--shapes`` per part, one ``--tag`` each) that share
 their teachers through ``--work DIR`` (a teacher is trained once, its time recorded beside it). lego_half on
-a 2-core CPU: ``--nerf-downscale 8`` (50×50 views). The run of the committed ``*-synthetic``/``*-lego_half-x8``
-results:
+a 2-core CPU: ``--nerf-downscale 8`` (50×50 views). The runs of the committed ``bench_distill-{lego_half-x8,
+lego_half-x8-render,images-sdf,synthetic}.json`` (the last three with ``OMP_WAIT_POLICY=`` in the environment:
+OpenMP's default wait policy instead of this script's passive one, which slows a CPU frame 1.5–2.5×):
 
     COMMON="--images --shapes --samples 4096 --feature-steps 0 --point-steps 60 --render-steps 120 \
             --tile-steps 300 --finetune-steps 40 --scratch-cap 0 --work /tmp/distill-work"
     python scripts/bench_distill.py $COMMON --scenes lego_half --nerf-downscale 8 --teacher-steps 250 \
         --students kilonerf nerf ff cam rbf --tag lego_half-x8
-    python scripts/bench_distill.py $COMMON --scenes synthetic --teacher-steps 200 --students kilonerf nerf ff cam rbf --tag synthetic
+    OMP_WAIT_POLICY= python scripts/bench_distill.py $COMMON --scratch 0 --scenes lego_half --nerf-downscale 8 \
+        --teacher-steps 250 --students kilonerf nerf --tag lego_half-x8-render
+    OMP_WAIT_POLICY= python scripts/bench_distill.py --scenes --images kodim01 kodim02 --shapes bunny \
+        --scratch-cap 60 --scratch-eval-every 100 --tag images-sdf
+    OMP_WAIT_POLICY= python scripts/bench_distill.py $COMMON --scenes synthetic --teacher-steps 1000 \
+        --students kilonerf nerf cam --tag synthetic
 
 ``--to-target`` measures, per student, the training time to the teacher's PSNR − 0.5 dB distilled and from
 scratch (``--scratch-cap`` bounds the latter; the ratio is then a lower bound).

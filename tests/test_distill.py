@@ -279,7 +279,11 @@ def test_bad_inputs_are_one_line(image_teacher, tmp_path, capsys) -> None:
         (["distill", "--teacher", str(tmp_path / "missing"), "--method", "ff"], "teacher not found"),
         (["distill", "--teacher", str(root / "t"), "--method", "nerf"], "is not a image method ('nerf' is a nerf method)"),
         (["distill", "--method", "ff"], "--teacher is required"),
-        (["distill", "--teacher", str(root / "t"), "--method", "ff", "--batch-size", "0"], "--batch-size must be positive"),
+        (["distill", "--teacher", str(root / "t"), "--method", "ff", "--batch-size", "0"], "--batch-size must be ≥ 1, got 0"),
+        (["distill", "--teacher", str(root / "t"), "--method", "ff", "--tile-steps", "-1"], "--tile-steps must be ≥ 0, got -1"),
+        (["distill", "--teacher", str(root / "t"), "--method", "ff", "--occupancy-weight", "2"], "--occupancy-weight must be in [0, 1], got 2"),
+        (["distill", "--teacher", str(root / "t"), "--method", "ff", "--tile-points", "0"], "--tile-points must be ≥ 1, got 0"),
+        (["distill", "--teacher", str(root / "t"), "--method", "ff", "--virtual-angle", "nan"], "--virtual-angle must be a finite number"),
     ]
     for argv, message in cases:
         assert main(argv) == 2

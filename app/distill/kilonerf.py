@@ -81,7 +81,7 @@ class KiloNerfDistillTask(NerfDistillTask):
                 continue
             pos = samples.positions(o, d)
             t = self.teacher.query(pos, d[samples.ray_indices])
-            weights = volume_render(samples, lambda t0, t1, ri: (t.rgb, t.density), None).weights.float()
+            weights = volume_render(samples, lambda t0, t1, ri, t=t: (t.rgb, t.density), None).weights.float()
             cell, inside = grid.cell_of(self.model.to_field(pos))
             key = samples.ray_indices.long() * grid.n_cells + cell  # per (ray, cell): the ray's colour from that cell
             keys, inverse = torch.unique(key[inside], return_inverse=True)
