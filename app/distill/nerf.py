@@ -109,13 +109,13 @@ class NerfDistillTask:
         self.seed = ctx.seed(config.trainer.seed)
         self.grid_seed = config.trainer.seed  # the same on every rank: data-parallel ranks build one grid
         self.sampler = TeacherSampler(model, teacher)
-        self.generator = torch.Generator().manual_seed(self.seed + 41)
         self.fill_grid()
         probe = torch.zeros(1, 3, device=self.device) + model.scene_box.mean(0)
         tf = teacher.query(probe).features
         with torch.no_grad():
             sf = model(probe).features
         self.features = tf is not None and sf is not None and tf.shape[-1] == sf.shape[-1]
+        self.generator = torch.Generator().manual_seed(self.seed + 41)
         self.n_rays = 512
         self.pool_o = torch.zeros(0, 3)
         self.pool_d = torch.zeros(0, 3)
