@@ -84,20 +84,35 @@ def teacher_run(config, work: Path | None):
     return run.path, m
 
 
+def time_to_target(config, target: float, cap_s: float, eval_every: int, key: str = "psnr", lower_is_better: bool = False) -> dict:
+    """Train ``config``, evaluated every ``eval_every`` steps, until ``key`` reaches ``target``, its last step, or
+    ``cap_s`` seconds of training. Returns ``seconds`` of training to the target (None: not reached), the ``best``
+    value and the ``curve`` of (step, seconds, value)."""
+    def reached(r: dict) -> bool:
+        return r[key] <= target if lower_is_better else r[key] >= target
+
+    probe = Probe(budget_s=cap_s, eval_every=eval_every, stop_when=reached)
+    train_probed(config, probe)
+    values = [r[key] for r in probe.curve]
+    return {"seconds": probe.seconds if probe.stopped_by == "target" else None,
+            "best": (min if lower_is_better else max)(values, default=math.nan),
+            "curve": [(r["step"], round(r["seconds"], 1), round(r[key], 3)) for r in probe.curve]}
+
+
+def unbounded(config, name: str):
+    """``config`` as an open-ended run (a probe stops it) named ``name``."""
+    return replace(config, trainer=replace(config.trainer, steps=10**7, name=name))
+
+
 def scratch(config, budget_s: float, target: float | None, cap_s: float, eval_every: int, key: str = "psnr", lower_is_better: bool = False) -> dict:
     """The student trained from scratch: its metric after ``budget_s`` of training, and the time to ``target``."""
     out: dict = {}
     probe = Probe(budget_s=budget_s)
-    train_probed(replace(config, trainer=replace(config.trainer, steps=10**7, name="scratch-eq")), probe)
+    train_probed(unbounded(config, "scratch-eq"), probe)
     out["equal_time_" + key] = (probe.final or {}).get(key, math.nan)
     if target is not None and cap_s > 0:  # --scratch-cap 0: equal time only
-        def reached(r: dict) -> bool:
-            return r[key] <= target if lower_is_better else r[key] >= target
-
-        probe = Probe(budget_s=cap_s, eval_every=eval_every, stop_when=reached)
-        train_probed(replace(config, trainer=replace(config.trainer, steps=10**7, name="scratch-target")), probe)
-        out["to_target_seconds"] = probe.seconds if probe.stopped_by == "target" else None
-        out["to_target_best_" + key] = max((r[key] for r in probe.curve), default=math.nan) if not lower_is_better else min((r[key] for r in probe.curve), default=math.nan)
+        t = time_to_target(unbounded(config, "scratch-target"), target, cap_s, eval_every, key, lower_is_better)
+        out["to_target_seconds"], out["to_target_best_" + key] = t["seconds"], t["best"]
     return out
 
 
@@ -122,20 +137,14 @@ def to_target(teacher_dir: Path, method: str, options: DistillOptions, out: Path
     ``--distill-eval-every`` steps, the stages as given) and from scratch (within ``--scratch-cap`` s)."""
     teacher = load_teacher(teacher_dir, args.device)
     config = distill_config(teacher, method, options, output_dir=out, name=f"distill-{method}-target", device=args.device, **QUIET)
-    probe = Probe(eval_every=args.distill_eval_every, stop_when=lambda r: r["psnr"] >= target)
-    train_probed(config, probe)
-    row = {"student": method, "target_psnr": target, "distill_to_target_seconds": probe.seconds if probe.stopped_by == "target" else None,
-           "distill_best_psnr": max(r["psnr"] for r in probe.curve), "distill_curve": [(r["step"], round(r["seconds"], 1), round(r["psnr"], 3)) for r in probe.curve]}
+    d = time_to_target(config, target, math.inf, args.distill_eval_every)
+    row = {"student": method, "target_psnr": target, "distill_to_target_seconds": d["seconds"], "distill_best_psnr": d["best"], "distill_curve": d["curve"]}
     if args.scratch_cap > 0:
-        probe = Probe(budget_s=args.scratch_cap, eval_every=args.scratch_eval_every, stop_when=lambda r: r["psnr"] >= target)
-        train_probed(replace(scratch_config(data, method, config), trainer=replace(config.trainer, steps=10**7, name="scratch-target", seed=0)), probe)
-        row["scratch_to_target_seconds"] = probe.seconds if probe.stopped_by == "target" else None
-        row["scratch_best_psnr"] = max(r["psnr"] for r in probe.curve)
-        row["scratch_curve"] = [(r["step"], round(r["seconds"], 1), round(r["psnr"], 3)) for r in probe.curve]
-        d, sc = row["distill_to_target_seconds"], row["scratch_to_target_seconds"]
-        if d:  # a lower bound when scratch did not reach the target within the cap
-            row["time_ratio"] = (sc if sc is not None else args.scratch_cap) / d
-            row["time_ratio_is_lower_bound"] = sc is None
+        sc = time_to_target(unbounded(scratch_config(data, method, config), "scratch-target"), target, args.scratch_cap, args.scratch_eval_every)
+        row.update({"scratch_to_target_seconds": sc["seconds"], "scratch_best_psnr": sc["best"], "scratch_curve": sc["curve"]})
+        if d["seconds"]:  # a lower bound when scratch did not reach the target within the cap
+            row["time_ratio"] = (sc["seconds"] if sc["seconds"] is not None else args.scratch_cap) / d["seconds"]
+            row["time_ratio_is_lower_bound"] = sc["seconds"] is None
     return row
 
 
