@@ -21,13 +21,18 @@ from fieldforge.fields.rendering.contraction import contract, lindisp_steps
 from fieldforge.fields.rendering.occupancy_grid import OccupancyGrid
 from fieldforge.fields.rendering.rays import generate_rays, ndc_rays, pixel_grid
 from fieldforge.fields.rendering.sampling import RaySamples, edge_samples, filter_samples, march_rays, ray_aabb_intersect
-from fieldforge.fields.rendering.volume import RenderOutputs, volume_render
+from fieldforge.fields.rendering.volume import RenderOutputs, volume_render, volume_render_rounds
 from jaxtyping import Float
 from torch import Tensor, nn
 
 RENDER_BYTES_PER_SAMPLE = 8192
 """Stated peak memory per candidate sample when rendering with the 16-level hash grid on a CPU (measured:
 ≈ 6 KB; the 8-level PE/MLP fields need less). ``RenderConfig.render_samples`` × this is the rendering budget."""
+
+ROUND_CANDIDATES = 16
+"""Rendering without gradients (``volume_render_rounds``) evaluates at most ``render_samples`` points at once but
+holds up to this many times as many candidate samples (a few dozen bytes each, against kilobytes per evaluated
+sample): chunks of rays that many times larger."""
 
 CONTRACTED_BOX = 2.0
 """Half-size of the field's box in contracted scenes (contraction maps all of space into radius 2)."""
@@ -164,21 +169,23 @@ class NerfModel(nn.Module):
 
     # -- rendering ---------------------------------------------------------------------------------
     def sample(self, origins: Tensor, directions: Tensor, training: bool, generator: torch.Generator | None = None,
-               density_fn: Callable[[Tensor], Tensor] | None = None) -> RaySamples:
+               density_fn: Callable[[Tensor], Tensor] | None = None, prune: bool = True) -> RaySamples:
         """Samples along the rays through the occupancy grid; ``density_fn`` (default: this model's) decides
-        early termination (a distiller passes its teacher's)."""
+        early termination (a distiller passes its teacher's). ``prune=False`` skips empty space only (no
+        density evaluated: the caller terminates rays itself, as :func:`volume_render_rounds`)."""
         r = self.render_config
         density = self.density if density_fn is None else density_fn
 
         def sigma_fn(t0: Tensor, t1: Tensor, ri: Tensor) -> Tensor:
             return density(origins[ri] + (0.5 * (t0 + t1))[:, None] * directions[ri])
 
-        use_sigma = sigma_fn if (r.early_stop_eps > 0 or r.alpha_thre > 0) else None
+        use_sigma = sigma_fn if prune and (r.early_stop_eps > 0 or r.alpha_thre > 0) else None
         if not self.contracted:
             return march_rays(
                 origins, directions, self.scene_box, self.step_size, occupied_fn=self.grid.occupied, sigma_fn=use_sigma,
                 near_plane=r.near_plane, stratified=training, generator=generator, alpha_thre=r.alpha_thre,
                 early_stop_eps=r.early_stop_eps, max_steps=4 * r.steps_per_ray, eval_chunk=r.render_samples,
+                occupied_near_fn=self.grid.occupied_near, near_distance=self.grid.cell_size,
             )
         near = torch.full((origins.shape[0],), max(r.near_plane, 1e-3), device=origins.device)
         t_near, t_far = ray_aabb_intersect(origins, directions, self.scene_box)
@@ -200,10 +207,13 @@ class NerfModel(nn.Module):
         one ray): ``out`` then covers ``out.rgb.shape[0]`` rays (a training step's memory bound). Without
         ``training``, rays are rendered in chunks of at most ``render_samples`` candidate samples.
         """
-        if not training:  # rendering (no gradients): bounded memory
-            bounds = self.chunk_bounds(origins, directions)
+        if not training:  # rendering: bounded memory
+            rounds = not torch.is_grad_enabled()
+            bounds = self.chunk_bounds(origins, directions, ROUND_CANDIDATES if rounds else 1)
             if len(bounds) > 1:
                 return self._render_chunked(origins, directions, background, bounds)
+            if rounds:
+                return self._render_rounds(origins, directions, background)
         samples = self.sample(origins, directions, training, generator)
         if max_samples is not None and samples.n_samples > max_samples:
             samples = samples.leading(max_samples)
@@ -222,6 +232,19 @@ class NerfModel(nn.Module):
         pos = positions[0] if positions else origins.new_zeros(0, 3)
         return out, pos, samples.ray_indices
 
+    def _render_rounds(self, origins: Tensor, directions: Tensor, background: Tensor | None) -> tuple[RenderOutputs, Tensor, Tensor]:
+        """Inference: skip empty space, then evaluate each sample once, ray by ray in rounds, until each ray's
+        transmittance vanishes (no density pre-pass)."""
+        r = self.render_config
+        samples = self.sample(origins, directions, training=False, prune=False)
+
+        def rgb_sigma_fn(t0: Tensor, t1: Tensor, ri: Tensor) -> tuple[Tensor, Tensor]:
+            p = self.to_field(origins[ri] + (0.5 * (t0 + t1))[:, None] * directions[ri])
+            return self.field.rgb_density(p, directions[ri])
+
+        out = volume_render_rounds(samples, rgb_sigma_fn, background, r.early_stop_eps, r.alpha_thre, r.render_samples)
+        return out, self.to_field(samples.positions(origins, directions)), samples.ray_indices
+
     def candidate_counts(self, origins: Tensor, directions: Tensor) -> Tensor:
         """Upper bound of each ray's candidate samples before skipping ``(n,)``: its steps through the box."""
         r = self.render_config
@@ -231,24 +254,29 @@ class NerfModel(nn.Module):
         span = (t_far - t_near.clamp(min=r.near_plane)).clamp(min=0.0)
         return torch.ceil(span / self.step_size).long().clamp(0, 4 * r.steps_per_ray) + 1
 
-    def chunk_bounds(self, origins: Tensor, directions: Tensor) -> list[tuple[int, int]]:
-        """``[(start, end)]`` ray ranges with at most ``render_samples`` candidates (and ``chunk`` rays) each."""
+    def chunk_bounds(self, origins: Tensor, directions: Tensor, factor: int = 1) -> list[tuple[int, int]]:
+        """``[(start, end)]`` ray ranges with at most ``factor × render_samples`` candidates (and ``chunk`` rays) each."""
         r = self.render_config
+        budget = factor * r.render_samples
         cum = torch.cumsum(self.candidate_counts(origins, directions), 0).cpu()
         bounds, start, n = [], 0, origins.shape[0]
         while start < n:
             before = int(cum[start - 1]) if start else 0
-            end = int(torch.searchsorted(cum, before + r.render_samples, right=True))
+            end = int(torch.searchsorted(cum, before + budget, right=True))
             end = min(max(end, start + 1), start + r.chunk, n)
             bounds.append((start, end))
             start = end
         return bounds
 
     def _render_chunked(self, origins: Tensor, directions: Tensor, background: Tensor | None, bounds: list[tuple[int, int]]) -> tuple[RenderOutputs, Tensor, Tensor]:
+        rounds = not torch.is_grad_enabled()
         outs, positions, indices = [], [], []
         for i, j in bounds:
             bg = background[i:j] if background is not None and background.ndim == 2 else background
-            out, pos, ri = self.render_rays(origins[i:j], directions[i:j], bg)
+            if rounds:
+                out, pos, ri = self._render_rounds(origins[i:j], directions[i:j], bg)
+            else:
+                out, pos, ri = self.render_rays(origins[i:j], directions[i:j], bg)
             outs.append(out)
             positions.append(pos)
             indices.append(ri + i)

@@ -211,3 +211,37 @@ def test_a_zero_tile_count_is_one_error_line_before_anything_is_written(tmp_path
     assert rc == 2
     assert "--field.network.resolution must be ≥ 1" in capsys.readouterr().err
     assert not (tmp_path / "runs").exists()
+
+
+def test_colour_bank_reuses_the_routing_only_of_the_very_same_unchanged_points():
+    """The colour bank reuses the position bank's sort of the same coordinate tensor; any other tensor (same
+    shape, other tiles) or the same tensor changed in place is routed afresh. Checked against the same points
+    in another order (a stale route would put them in other tiles)."""
+    torch.manual_seed(0)
+    field = make_field(kilonerf_field(resolution=(3, 2, 4)), in_dim=3, bbox=torch.tensor([[-1.0] * 3, [1.0] * 3]))
+    for p in field.parameters():  # tiles that differ: a wrong route changes the output
+        p.data.add_(torch.randn_like(p) * 0.3)
+    g = torch.Generator().manual_seed(1)
+    a, b = (torch.rand(500, 3, generator=g) * 2 - 1 for _ in range(2))
+    d = torch.nn.functional.normalize(torch.randn(500, 3, generator=g), dim=-1)
+    perm = torch.randperm(500, generator=g)
+
+    def shuffled(points, dirs):  # the outputs of the points evaluated in the order perm, put back in place
+        out = field(points[perm], dirs[perm])
+        rgb, sigma = torch.empty_like(out.rgb), torch.empty_like(out.density)
+        rgb[perm], sigma[perm] = out.rgb, out.density
+        return rgb, sigma
+
+    with torch.no_grad():
+        for points in (a, b, a):
+            out = field(points, d)
+            rgb, sigma = shuffled(points, d)
+            torch.testing.assert_close(out.rgb, rgb, atol=1e-6, rtol=0)
+            torch.testing.assert_close(out.density, sigma, atol=1e-5, rtol=1e-6)
+        unit = field.to_unit(a)
+        field.radiance_head(unit, field.network(field.encoding(unit), unit), d)
+        unit.mul_(-1.0).add_(1.0)  # the same tensor, other tiles
+        moved = field.radiance_head(unit, field.network(field.encoding(unit), unit), d).rgb
+        u2 = unit[perm].clone()
+        again = field.radiance_head(u2, field.network(field.encoding(u2), u2), d[perm]).rgb
+    torch.testing.assert_close(moved[perm], again, atol=1e-6, rtol=0)

@@ -138,13 +138,16 @@ def tile_mlp_packed(xp: Float[Tensor, "r i"], seg: Segments, weights: list[Tenso
 
 
 def tile_mlp_batched(
-    x: Float[Tensor, "n i"], tile_ids: Int[Tensor, " n"], weights: list[Tensor], biases: list[Tensor], block: int | None = None
+    x: Float[Tensor, "n i"], tile_ids: Int[Tensor, " n"], weights: list[Tensor], biases: list[Tensor], block: int | None = None,
+    seg: Segments | None = None,
 ) -> Float[Tensor, "n o"]:
-    """Sort by tile, pad segments to whole blocks, one batched matmul per layer (differentiable)."""
+    """Sort by tile, pad segments to whole blocks, one batched matmul per layer (differentiable); ``seg``: the
+    layout of ``tile_ids`` when the caller has it already."""
     n_tiles = weights[0].shape[0]
     if x.shape[0] == 0:
         return x.new_zeros(0, weights[-1].shape[-1])
-    seg = pack_segments(tile_ids, n_tiles, block)
+    if seg is None:
+        seg = pack_segments(tile_ids, n_tiles, block)
     return seg.unpack(tile_mlp_packed(seg.pack(x), seg, weights, biases))
 
 

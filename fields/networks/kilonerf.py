@@ -17,6 +17,7 @@ Backends: ``torch`` (sort by tile, one ``bmm`` per layer over padded blocks; any
 """
 
 import math
+import weakref
 from dataclasses import dataclass, replace
 from typing import ClassVar, Literal
 
@@ -24,7 +25,7 @@ import torch
 from jaxtyping import Float, Int
 from torch import Tensor, nn
 
-from fieldforge.fields.kernels.tiles_reference import tile_index, tile_mlp_batched
+from fieldforge.fields.kernels.tiles_reference import Segments, pack_segments, tile_index, tile_mlp_batched
 from fieldforge.fields.networks.base import Network, NetworkConfig
 
 
@@ -71,13 +72,29 @@ class TileBank(Network):
     def forward(self, h: Float[Tensor, "n i"], coords: Float[Tensor, "n d"] | None = None) -> Float[Tensor, "n o"]:
         if coords is None:
             raise ValueError("a KiloNeRF tile bank routes points by their unit-cube coordinates: call it with coords")
-        ids = self.tile_ids(coords)
         weights, biases = list(self.weights), list(self.biases)
         if self.config.backend != "torch" and self.backend_for(h.device) == "triton":
             from fieldforge.fields.kernels.tiles_triton import tile_mlp_triton
 
-            return tile_mlp_triton(h, ids, weights, biases)
-        return tile_mlp_batched(h, ids, weights, biases)
+            return tile_mlp_triton(h, self.tile_ids(coords), weights, biases)
+        ids, seg = _route(coords, self.resolution, self.n_tiles)
+        return tile_mlp_batched(h, ids, weights, biases, seg=seg)
+
+
+_last_route: tuple = ()
+
+
+def _route(coords: Float[Tensor, "n d"], resolution: tuple[int, ...], n_tiles: int) -> tuple[Tensor, Segments]:
+    """Tile ids and packed layout of ``coords``. A radiance field's position and colour banks route the same
+    coordinate tensor one after the other: the second reuses the first's sort (same tensor object, unchanged)."""
+    global _last_route
+    memo = _last_route
+    if memo and memo[0]() is coords and memo[1] == (coords._version, resolution):
+        return memo[2], memo[3]
+    ids = tile_index(coords, resolution)[0]
+    seg = pack_segments(ids, n_tiles)
+    _last_route = (weakref.ref(coords), (coords._version, resolution), ids, seg)
+    return ids, seg
 
 
 @dataclass(frozen=True)

@@ -52,6 +52,21 @@ class OccupancyGrid(nn.Module):
         idx, inside = self.cell_of(points)
         return self.binary.reshape(-1)[idx] & inside
 
+    @property
+    def cell_size(self) -> float:
+        """Smallest edge of a cell (the distance within which :meth:`occupied_near` is exact)."""
+        return float(((self.aabb[1] - self.aabb[0]) / self.resolution).min())
+
+    def occupied_near(self, points: Float[Tensor, "n 3"]) -> Bool[Tensor, " n"]:
+        """True where the point's cell or one of its 26 neighbours is occupied (points outside the box: their
+        nearest cell's neighbourhood). Never False where a point within ``cell_size`` of it is ``occupied``: a
+        coarse test that lets a marcher skip a whole run of steps at once."""
+        key = (self.binary._version, self.binary.data_ptr())
+        if getattr(self, "_near_key", None) != key:  # the dilated grid follows every in-place change of binary
+            dilated = torch.nn.functional.max_pool3d(self.binary[None, None].float(), 3, stride=1, padding=1)
+            self._near, self._near_key = dilated[0, 0].bool().reshape(-1), key
+        return self._near[self.cell_of(points)[0]]
+
     def cell_points(self, indices: Tensor, jitter: Tensor | None = None) -> Tensor:
         """World positions in the given cells: their centres, or ``jitter ∈ [0,1)^3`` within them."""
         r = self.resolution

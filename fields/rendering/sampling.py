@@ -9,7 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
-from jaxtyping import Bool, Float
+from jaxtyping import Bool, Float, Int
 from torch import Tensor
 
 from fieldforge.fields.rendering.weights import ray_offsets, render_weights
@@ -74,8 +74,8 @@ def ray_aabb_intersect(
     return t_near, t_far
 
 
-def _pack_steps(n_steps: Tensor) -> tuple[Tensor, Tensor]:
-    """``(ray_indices, k)`` for ``n_steps[r]`` consecutive steps per ray (k = 0..n_steps[r]-1)."""
+def pack_steps(n_steps: Int[Tensor, " n"]) -> tuple[Int[Tensor, " m"], Int[Tensor, " m"]]:
+    """``(ray_indices, k)`` for ``n_steps[r]`` consecutive steps per ray (k = 0..n_steps[r]-1), ray-major."""
     n_rays = n_steps.shape[0]
     ray_indices = torch.repeat_interleave(torch.arange(n_rays, device=n_steps.device), n_steps)
     starts = torch.cumsum(n_steps, 0) - n_steps
@@ -101,7 +101,7 @@ def uniform_samples(
     t_near = t_near.clamp(min=near_plane)
     hit = t_far > t_near
     n_steps = torch.where(hit, n_samples, 0)
-    ray_indices, k = _pack_steps(n_steps)
+    ray_indices, k = pack_steps(n_steps)
     lo, hi = t_near[ray_indices], t_far[ray_indices]
     edges = torch.linspace(0.0, 1.0, n_samples + 1, device=origins.device, dtype=origins.dtype)
     edges = edges[None].repeat(origins.shape[0], 1)
@@ -128,12 +128,18 @@ def march_rays(
     early_stop_eps: float = 1e-4,
     max_steps: int = 2048,
     eval_chunk: int | None = None,
+    occupied_near_fn: OccupiedFn | None = None,
+    near_distance: float = 0.0,
 ) -> RaySamples:
     """Fixed-step ray marching inside ``aabb`` with empty-space skipping and early ray termination.
 
     1. Steps of ``step_size`` from the box entry (or ``near_plane``) to the exit (or ``far_plane``); a
        stratified march offsets each ray's first step by a uniform fraction of a step.
-    2. ``occupied_fn`` (an occupancy grid) drops samples whose midpoint lies in empty space.
+    2. ``occupied_fn`` (an occupancy grid) drops samples whose midpoint lies in empty space. With
+       ``occupied_near_fn`` (True wherever a point within ``near_distance`` may be occupied, e.g.
+       ``OccupancyGrid.occupied_near``), runs of steps spanning at most ``near_distance`` either side of
+       their centre are tested first and skipped whole: the same samples, ~``2·near_distance / step_size``
+       times fewer tests in empty space.
     3. ``sigma_fn`` (evaluated without gradients) drops samples with ``alpha < alpha_thre`` and all
        samples after the transmittance falls below ``early_stop_eps`` (in chunks of ``eval_chunk`` samples).
     """
@@ -142,15 +148,52 @@ def march_rays(
     t_far = t_far.clamp(max=far_plane)
     span = (t_far - t_near).clamp(min=0.0)
     n_steps = torch.ceil(span / step_size).long().clamp(0, max_steps)
-    ray_indices, k = _pack_steps(n_steps)
     offset = torch.zeros_like(t_near)
     if stratified:
         offset = torch.rand(origins.shape[0], generator=generator).to(origins) * step_size
+    run = _steps_per_run(directions, step_size, near_distance) if occupied_near_fn is not None else 1
+    if run > 1:
+        ray_indices, k = _steps_near_occupied(origins, directions, t_near, t_far, offset, n_steps, step_size, run, occupied_near_fn, eval_chunk)
+    else:
+        ray_indices, k = pack_steps(n_steps)
     t_starts = t_near[ray_indices] + offset[ray_indices] + k.to(origins.dtype) * step_size
     t_ends = t_starts + step_size
     keep = t_starts < t_far[ray_indices]
     samples = RaySamples(t_starts, torch.minimum(t_ends, t_far[ray_indices]), ray_indices, origins.shape[0]).select(keep)
     return filter_samples(samples, origins, directions, occupied_fn, sigma_fn, alpha_thre, early_stop_eps, eval_chunk)
+
+
+def _steps_per_run(directions: Tensor, step_size: float, near_distance: float) -> int:
+    """Steps per coarse run: a run's samples lie within ``run·step/2·|d|`` of its centre, kept ≤ 0.9·near_distance
+    (the margin absorbs rounding at cell edges)."""
+    if directions.shape[0] == 0 or near_distance <= 0:
+        return 1
+    speed = float(directions.norm(dim=-1).max())
+    return max(1, int(2 * 0.9 * near_distance / (step_size * max(speed, 1e-12))))
+
+
+def _steps_near_occupied(
+    origins: Tensor, directions: Tensor, t_near: Tensor, t_far: Tensor, offset: Tensor, n_steps: Tensor,
+    step_size: float, run: int, occupied_near_fn: OccupiedFn, eval_chunk: int | None,
+) -> tuple[Tensor, Tensor]:
+    """``(ray_indices, k)`` of the steps in runs of ``run`` steps whose centre passes ``occupied_near_fn``
+    (ordered by ray, then step: as ``pack_steps`` minus the skipped runs)."""
+    n_runs = (n_steps + run - 1) // run
+    run_rays, j = pack_steps(n_runs)
+    t0 = t_near[run_rays] + offset[run_rays] + (j * run).to(origins.dtype) * step_size
+    t1 = torch.minimum(t0 + run * step_size, t_far[run_rays])
+    centres = 0.5 * (t0 + t1)
+    n = run_rays.shape[0]
+    step = n if eval_chunk is None or eval_chunk <= 0 else 16 * eval_chunk  # a test costs a few bytes
+    keep = torch.cat([
+        occupied_near_fn(origins[run_rays[i : i + step]] + centres[i : i + step, None] * directions[run_rays[i : i + step]])
+        for i in range(0, n, step)
+    ]) if n else torch.zeros(0, dtype=torch.bool, device=origins.device)
+    run_rays, j = run_rays[keep], j[keep]
+    first = j * run
+    counts = torch.minimum(torch.full_like(first, run), n_steps[run_rays] - first)
+    owner, local = pack_steps(counts)
+    return run_rays[owner], first[owner] + local
 
 
 def edge_samples(edges: Float[Tensor, "n s1"], valid: Bool[Tensor, " n"] | None = None) -> RaySamples:
@@ -213,6 +256,7 @@ __all__ = [
     "edge_samples",
     "filter_samples",
     "march_rays",
+    "pack_steps",
     "prune_mask",
     "ray_aabb_intersect",
     "ray_offsets",

@@ -14,7 +14,7 @@ import torch
 from jaxtyping import Float, Int
 from torch import Tensor
 
-from fieldforge.fields.rendering.sampling import RaySamples
+from fieldforge.fields.rendering.sampling import RaySamples, pack_steps
 from fieldforge.fields.rendering.weights import render_weights
 
 RgbSigmaFn = Callable[[Tensor, Tensor, Tensor], tuple[Tensor, Tensor]]
@@ -72,4 +72,78 @@ def volume_render(
     return RenderOutputs(rgb, opacity, depth, weights, samples.n_samples)
 
 
-__all__ = ["RenderOutputs", "RgbSigmaFn", "accumulate_along_rays", "render_weights", "volume_render"]
+FIRST_ROUND_SAMPLES = 8
+"""Samples per ray in the first round of :func:`volume_render_rounds`, doubled every round (most rays that
+stop early stop at the first surface they meet)."""
+
+
+@torch.no_grad()
+def volume_render_rounds(
+    samples: RaySamples,
+    rgb_sigma_fn: RgbSigmaFn,
+    background: Float[Tensor, "*b 3"] | None = None,
+    early_stop_eps: float = 1e-4,
+    alpha_thre: float = 0.0,
+    max_points: int = 1 << 16,
+) -> RenderOutputs:
+    """Inference rendering of packed samples in rounds (instant-ngp, KiloNeRF): each round evaluates the next
+    samples of every ray still marching (:data:`FIRST_ROUND_SAMPLES` per ray, doubling every round; at most
+    ``max_points`` in all), once each, colour and density together; a ray stops once its transmittance is
+    below ``early_stop_eps``. Samples with ``alpha < alpha_thre`` count as empty space.
+
+    With ``alpha_thre = 0`` the result is what :func:`volume_render` gives on the samples ``march_rays``'
+    pruning keeps (those before the transmittance falls below ``early_stop_eps``), without evaluating every
+    sample's density first: a ray evaluates at most one round's samples past its stop. ``weights`` covers
+    every input sample (zero for samples never reached). No gradients.
+    """
+    n_rays, m = samples.n_rays, samples.n_samples
+    device = samples.t_starts.device
+    counts = samples.counts()
+    starts = torch.cumsum(counts, 0) - counts
+    done = torch.zeros(n_rays, dtype=torch.long, device=device)
+    optical_depth = torch.zeros(n_rays, dtype=torch.float64, device=device)
+    rgb = torch.zeros(n_rays, 3, device=device)
+    opacity = torch.zeros(n_rays, device=device)
+    depth_sum = torch.zeros(n_rays, device=device)
+    weights = torch.zeros(m, device=device)
+    alive = torch.nonzero(counts > 0).squeeze(-1)
+    per_ray = FIRST_ROUND_SAMPLES
+    while alive.numel():
+        take = torch.clamp(counts[alive] - done[alive], max=max(1, min(per_ray, max_points // alive.numel())))
+        per_ray *= 2
+        owner, local = pack_steps(take)
+        rays = alive[owner]
+        idx = starts[rays] + done[rays] + local
+        t0, t1 = samples.t_starts[idx], samples.t_ends[idx]
+        rgbs, sigmas = rgb_sigma_fn(t0, t1, rays)
+        optical = sigmas.float() * (t1 - t0)
+        alphas = 1.0 - torch.exp(-optical)
+        if alpha_thre > 0:
+            culled = alphas < alpha_thre
+            optical = torch.where(culled, torch.zeros_like(optical), optical)
+            alphas = torch.where(culled, torch.zeros_like(alphas), alphas)
+        # transmittance before each sample: the ray's optical depth so far + the exclusive sum within this round
+        cs = torch.cumsum(optical.double(), 0)
+        round_first = (torch.cumsum(take, 0) - take)[owner]
+        base = torch.where(round_first > 0, cs[(round_first - 1).clamp(min=0)], torch.zeros_like(cs))
+        trans = torch.exp(-(cs - optical.double() - base + optical_depth[rays]).clamp(min=0.0)).float()
+        w = trans * alphas
+        if early_stop_eps > 0:
+            w = torch.where(trans >= early_stop_eps, w, torch.zeros_like(w))
+        weights[idx] = w
+        rgb.index_add_(0, rays, w[:, None] * rgbs.float())
+        opacity.index_add_(0, rays, w)
+        depth_sum.index_add_(0, rays, w * 0.5 * (t0 + t1))
+        optical_depth.index_add_(0, rays, optical.double())
+        done[alive] += take
+        still = done[alive] < counts[alive]
+        if early_stop_eps > 0:
+            still &= torch.exp(-optical_depth[alive]) >= early_stop_eps
+        alive = alive[still]
+    depth = torch.where(opacity > 1e-6, depth_sum / opacity.clamp(min=1e-6), torch.zeros_like(depth_sum))
+    if background is not None:
+        rgb = rgb + (1.0 - opacity)[:, None] * background.to(rgb)
+    return RenderOutputs(rgb, opacity, depth, weights, m)
+
+
+__all__ = ["FIRST_ROUND_SAMPLES", "RenderOutputs", "RgbSigmaFn", "accumulate_along_rays", "render_weights", "volume_render", "volume_render_rounds"]
