@@ -14,10 +14,6 @@ from rich.console import Console
 
 console = Console(stderr=True)
 
-# OpenMP workers spin-wait by default; on a busy or small machine they starve each other (measured here:
-# a 40k-element op took 1.2 s with 2 spinning threads vs 0.01 s passive). Must be set before torch loads.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-
 
 @dataclass(frozen=True)
 class Command:
@@ -123,7 +119,8 @@ def entrypoint() -> None:
     if sys.argv[1:2] == ["view"] or any(a == "--viewer" or a.startswith("--viewer=") for a in sys.argv[2:]):
         # The viewer renders from its own thread: OpenMP workers that spin after each parallel region would take
         # the cores from the training thread (measured: 71% → 89% of steps/s kept, scripts/bench_viewer.py).
-        # Read once when torch loads, so it is set before anything imports torch.
+        # Read once when torch loads, so it is set before anything imports torch. Not for other commands: passive
+        # workers slow a CPU frame 1.5–2.5× on an idle machine (lego ×⅛ KiloNeRF frame 0.077 vs 0.046 s).
         os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     sys.exit(main())
 

@@ -17,31 +17,29 @@ Writes a table and JSON to scripts/results/bench_distill[-TAG].json (machine and
 Split into parts (``--scenes``/``--students``/``--images``/``--shapes`` per part, one ``--tag`` each) that share
 their teachers through ``--work DIR`` (a teacher is trained once, its time recorded beside it). lego_half on
 a 2-core CPU: ``--nerf-downscale 8`` (50×50 views). The runs of the committed ``bench_distill-{lego_half-x8,
-lego_half-x8-render,images-sdf,synthetic}.json`` (the last three with ``OMP_WAIT_POLICY=`` in the environment:
-OpenMP's default wait policy instead of this script's passive one, which slows a CPU frame 1.5–2.5×):
+synthetic}.json`` (session 7: the rounds renderer) and ``bench_distill-images-sdf.json`` (session 6):
 
     COMMON="--images --shapes --samples 4096 --feature-steps 0 --point-steps 60 --render-steps 120 \
-            --tile-steps 300 --finetune-steps 40 --scratch-cap 0 --work /tmp/distill-work"
+            --tile-steps 300 --finetune-steps 40 --scratch-cap 0 --work /tmp/distill-work --render-scales 1 4"
     python scripts/bench_distill.py $COMMON --scenes lego_half --nerf-downscale 8 --teacher-steps 250 \
         --students kilonerf nerf ff cam rbf --tag lego_half-x8
-    OMP_WAIT_POLICY= python scripts/bench_distill.py $COMMON --scratch 0 --scenes lego_half --nerf-downscale 8 \
-        --teacher-steps 250 --students kilonerf nerf --tag lego_half-x8-render
-    OMP_WAIT_POLICY= python scripts/bench_distill.py --scenes --images kodim01 kodim02 --shapes bunny \
+    python scripts/bench_distill.py $COMMON --scenes synthetic --teacher-steps 1000 --students kilonerf nerf cam --tag synthetic
+    python scripts/bench_distill.py --scenes --images kodim01 kodim02 --shapes bunny \
         --scratch-cap 60 --scratch-eval-every 100 --tag images-sdf
-    OMP_WAIT_POLICY= python scripts/bench_distill.py $COMMON --scenes synthetic --teacher-steps 1000 \
-        --students kilonerf nerf cam --tag synthetic
+
+Render times are best of 5 (2 for ``--render-scales`` above 1) under OpenMP's default wait policy, as the CLI
+runs (``OMP_WAIT_POLICY=PASSIVE``, which the viewer sets, slows a CPU frame 1.5–2.5×).
 
 ``--to-target`` measures, per student, the training time to the teacher's PSNR − 0.5 dB distilled and from
-scratch (``--scratch-cap`` bounds the latter; the ratio is then a lower bound).
+scratch (``--scratch-cap`` bounds the latter; the ratio is then a lower bound); session 6's
+``bench_distill-synthetic-to-target.json``: ``--scenes synthetic --teacher-steps 1000 --students kilonerf --to-target
+--distill-eval-every 25 --scratch-cap 600 --scratch-eval-every 25`` with the stage options of ``COMMON``.
 """
-
-import os
-
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch loads (see app/cli.py): spinning workers starve a shared CPU
 
 import argparse
 import json
 import math
+import os
 import platform
 import sys
 import tempfile
@@ -148,17 +146,36 @@ def to_target(teacher_dir: Path, method: str, options: DistillOptions, out: Path
     return row
 
 
-def render_seconds(run_dir: Path, device: str, repeats: int = 5) -> float:
+def render_seconds(run_dir: Path, device: str, repeats: int = 5, scale: int = 1, kilonerf_termination: bool = False) -> float:
+    """Seconds per frame (best of ``repeats``) of the first test view, its resolution ``scale`` times the capture's
+    (the camera's intrinsics scaled), through the run's own render config (``kilonerf_termination``: with KiloNeRF's
+    early ray termination at T < 0.01 instead)."""
     from fieldforge.fields import kilonerf as kn
 
     loaded = load_run(run_dir, device=device)
+    model = loaded.model
+    if kilonerf_termination:
+        model.render_config = kn.kilonerf_render_config(model.render_config)
     cams = loaded.info["cameras"]
     test = loaded.info["split"]["test"][0]
     c2w = torch.tensor(cams["camera_to_world"][test], dtype=torch.float32)
-    k = torch.tensor(cams["intrinsics"][test], dtype=torch.float32)
-    w, h = int(cams["width"][test]), int(cams["height"][test])
-    seconds, _ = kn.time_render(loaded.model, c2w, k, w, h, torch.tensor(loaded.info["background"], dtype=torch.float32), repeats=repeats)
+    k = torch.tensor(cams["intrinsics"][test], dtype=torch.float32) * scale
+    w, h = int(cams["width"][test]) * scale, int(cams["height"][test]) * scale
+    seconds, _ = kn.time_render(model, c2w, k, w, h, torch.tensor(loaded.info["background"], dtype=torch.float32), repeats=repeats)
     return seconds
+
+
+def render_times(run_dir: Path, args, nerf_student: bool = False) -> dict:
+    """``render_s`` (the test frame) and ``render_s_x{s}`` for every other ``--render-scales`` entry; for the nerf
+    student also ``render_s_kilonerf_ert[_x{s}]``: rendered with KiloNeRF's early termination."""
+    out = {}
+    for scale in args.render_scales:
+        suffix = "" if scale == 1 else f"_x{scale}"
+        repeats = 5 if scale == 1 else 2  # a large frame's time varies less (and takes seconds)
+        out["render_s" + suffix] = render_seconds(run_dir, args.device, repeats, scale)
+        if nerf_student:
+            out["render_s_kilonerf_ert" + suffix] = render_seconds(run_dir, args.device, repeats, scale, kilonerf_termination=True)
+    return out
 
 
 def nerf_scene(name: str, data: Path, args, console: Console, on_row) -> list[dict]:
@@ -171,7 +188,7 @@ def nerf_scene(name: str, data: Path, args, console: Console, on_row) -> list[di
         teacher_dir, tm = teacher_run(tconf, args.work)
         console.print(f"{name}: teacher ngp {tm['psnr']:.2f} dB in {tm['train_seconds']:.0f} s")
         teacher = {"scene": name, "downscale": downscale, "student": "(teacher ngp)", "psnr": tm["psnr"], "ssim": tm["ssim"], "seconds": tm["train_seconds"]}
-        teacher["render_s"] = render_seconds(teacher_dir, args.device)
+        teacher.update(render_times(teacher_dir, args))
         rows.append(teacher)
         on_row(teacher)
         options = DistillOptions(feature_steps=args.feature_steps, point_steps=args.point_steps, render_steps=args.render_steps,
@@ -186,7 +203,7 @@ def nerf_scene(name: str, data: Path, args, console: Console, on_row) -> list[di
                 continue
             srun, m, config = distill(teacher_dir, method, options, out, args.device)
             row = {"scene": name, "downscale": downscale, "student": method, "psnr": m["psnr"], "ssim": m["ssim"], "teacher_psnr": m.get("teacher_psnr"),
-                   "seconds": m["train_seconds"], "render_s": render_seconds(srun.path, args.device)}
+                   "seconds": m["train_seconds"], **render_times(srun.path, args, nerf_student=method == "nerf")}
             for k in ("tile_q99_max", "tile_q99_median"):
                 if k in m:
                     row[k] = m[k]
@@ -197,11 +214,13 @@ def nerf_scene(name: str, data: Path, args, console: Console, on_row) -> list[di
             on_row(row)
         console.print(f"{name} done in {time.perf_counter() - t0:.0f} s")
     by = {r["student"]: r for r in rows if r["scene"] == name}
-    if "render_s" in by.get("kilonerf", {}):
-        k = by["kilonerf"]
-        k["render_speedup_vs_teacher"] = by["(teacher ngp)"]["render_s"] / k["render_s"]
+    k = by.get("kilonerf", {})
+    for scale in args.render_scales if "render_s" in k else []:
+        suffix = "" if scale == 1 else f"_x{scale}"
+        k["render_speedup_vs_teacher" + suffix] = by["(teacher ngp)"]["render_s" + suffix] / k["render_s" + suffix]
         if "nerf" in by:
-            k["render_speedup_vs_nerf"] = by["nerf"]["render_s"] / k["render_s"]
+            k["render_speedup_vs_nerf" + suffix] = by["nerf"]["render_s" + suffix] / k["render_s" + suffix]
+            k["render_speedup_vs_nerf_kilonerf_ert" + suffix] = by["nerf"]["render_s_kilonerf_ert" + suffix] / k["render_s" + suffix]
     return rows
 
 
@@ -281,6 +300,8 @@ def main() -> None:
                    help="NeRF scenes: instead of the table above, the training time of each student to the teacher's PSNR − 0.5 dB, "
                         "distilled (evaluated every --distill-eval-every steps) and from scratch (within --scratch-cap s), and their ratio")
     p.add_argument("--distill-eval-every", type=int, default=50)
+    p.add_argument("--render-scales", type=int, nargs="+", default=[1],
+                   help="render-time frames: the first test view at these multiples of the capture's resolution (1: the test frame)")
     p.add_argument("--device", default="cpu")
     p.add_argument("--tag", default="")
     p.add_argument("--note", default="", help="recorded in the JSON (e.g. how loaded the machine was, whether times are comparable)")
@@ -330,6 +351,8 @@ def main() -> None:
     cols = ["scene", "student", "psnr", "ssim", "teacher_psnr", "chamfer_l1_rel", "seconds", "equal_time_psnr", "to_target_seconds", "render_s",
             "render_speedup_vs_teacher", "render_speedup_vs_nerf", "tile_q99_max", "target_psnr", "distill_to_target_seconds",
             "scratch_to_target_seconds", "time_ratio"]
+    cols += sorted({c for r in rows for c in r if c.startswith(("render_s_", "render_speedup_")) and c not in cols})
+    cols = [c for c in cols if any(c in r for r in rows)]  # the columns this run measured
     for c in cols:
         table.add_column(c)
 
@@ -340,7 +363,7 @@ def main() -> None:
 
     for r in rows:
         table.add_row(*[("not reached" if c == "distill_to_target_seconds" and r[c] is None else show(r[c])) if c in r else "" for c in cols])
-    Console().print(table)
+    Console(width=max(120, 14 * len(cols))).print(table)
     save(False)
     console.print(f"wrote {path.relative_to(ROOT)}")
 

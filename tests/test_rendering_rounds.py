@@ -38,7 +38,7 @@ def test_skipping_runs_of_steps_keeps_exactly_the_per_step_samples(seed, stratif
     grid = _random_grid(seed=seed, aabb=aabb)
     o, d = _random_rays(seed=seed)
     step = float((aabb[1] - aabb[0]).norm()) / 512
-    kw = dict(occupied_fn=grid.occupied, stratified=stratified, max_steps=4096)
+    kw = {"occupied_fn": grid.occupied, "stratified": stratified, "max_steps": 4096}
     ref = march_rays(o, d, aabb, step, generator=torch.Generator().manual_seed(5), **kw)
     fast = march_rays(o, d, aabb, step, generator=torch.Generator().manual_seed(5), occupied_near_fn=grid.occupied_near,
                       near_distance=grid.cell_size, eval_chunk=997, **kw)
