@@ -205,7 +205,10 @@ class NerfModel(nn.Module):
 
         With ``max_samples``, only the leading rays whose samples fit the budget are rendered (at least
         one ray): ``out`` then covers ``out.rgb.shape[0]`` rays (a training step's memory bound). Without
-        ``training``, rays are rendered in chunks of at most ``render_samples`` candidate samples.
+        ``training``, rays are rendered in chunks of at most ``render_samples`` candidate samples; without
+        gradients too, in rounds (:func:`volume_render_rounds`: chunks of ``ROUND_CANDIDATES`` × as many
+        candidates, at most ``render_samples`` evaluated at once; ``out.weights`` and the positions then cover
+        every candidate, zero weight where a ray had stopped).
         """
         if not training:  # rendering: bounded memory
             rounds = not torch.is_grad_enabled()
