@@ -27,7 +27,7 @@ synthetic}.json`` (session 7: the rounds renderer) and ``bench_distill-images-sd
     python scripts/bench_distill.py --scenes --images kodim01 kodim02 --shapes bunny \
         --scratch-cap 60 --scratch-eval-every 100 --tag images-sdf
 
-Render times are best of 5 (2 for ``--render-scales`` above 1) under OpenMP's default wait policy, as the CLI
+Render times are best of 10 after 2 warm-up frames (2 after 1 for ``--render-scales`` above 1) under OpenMP's default wait policy, as the CLI
 runs (``OMP_WAIT_POLICY=PASSIVE``, which the viewer sets, slows a CPU frame 1.5–2.5×).
 
 ``--to-target`` measures, per student, the training time to the teacher's PSNR − 0.5 dB distilled and from
@@ -147,7 +147,7 @@ def to_target(teacher_dir: Path, method: str, options: DistillOptions, out: Path
 
 
 def render_seconds(run_dir: Path, device: str, repeats: int = 5, scale: int = 1, kilonerf_termination: bool = False) -> float:
-    """Seconds per frame (best of ``repeats``) of the first test view, its resolution ``scale`` times the capture's
+    """Seconds per frame (best of ``repeats``, after warm-up frames) of the first test view, its resolution ``scale`` times the capture's
     (the camera's intrinsics scaled), through the run's own render config (``kilonerf_termination``: with KiloNeRF's
     early ray termination at T < 0.01 instead)."""
     from fieldforge.fields import kilonerf as kn
@@ -161,7 +161,9 @@ def render_seconds(run_dir: Path, device: str, repeats: int = 5, scale: int = 1,
     c2w = torch.tensor(cams["camera_to_world"][test], dtype=torch.float32)
     k = torch.tensor(cams["intrinsics"][test], dtype=torch.float32) * scale
     w, h = int(cams["width"][test]) * scale, int(cams["height"][test]) * scale
-    seconds, _ = kn.time_render(model, c2w, k, w, h, torch.tensor(loaded.info["background"], dtype=torch.float32), repeats=repeats)
+    background = torch.tensor(loaded.info["background"], dtype=torch.float32)
+    kn.time_render(model, c2w, k, w, h, background, repeats=2 if scale == 1 else 1)  # warm-up: a fresh model's first frames are up to 1.6× slower
+    seconds, _ = kn.time_render(model, c2w, k, w, h, background, repeats=repeats)
     return seconds
 
 
@@ -171,7 +173,7 @@ def render_times(run_dir: Path, args, nerf_student: bool = False) -> dict:
     out = {}
     for scale in args.render_scales:
         suffix = "" if scale == 1 else f"_x{scale}"
-        repeats = 5 if scale == 1 else 2  # a large frame's time varies less (and takes seconds)
+        repeats = 10 if scale == 1 else 2  # a large frame's time varies less (and takes seconds)
         out["render_s" + suffix] = render_seconds(run_dir, args.device, repeats, scale)
         if nerf_student:
             out["render_s_kilonerf_ert" + suffix] = render_seconds(run_dir, args.device, repeats, scale, kilonerf_termination=True)
