@@ -225,26 +225,27 @@ class NerfModel(nn.Module):
             if background is not None and background.ndim == 2:
                 background = background[:cut]
         positions: list[Tensor] = []
+        out = volume_render(samples, self._rgb_sigma_fn(origins, directions, positions), background)
+        pos = positions[0] if positions else origins.new_zeros(0, 3)
+        return out, pos, samples.ray_indices
+
+    def _rgb_sigma_fn(self, origins: Tensor, directions: Tensor, positions: list[Tensor] | None = None):
+        """The renderers' ``rgb_sigma_fn`` along these rays; appends the field-space points to ``positions``."""
 
         def rgb_sigma_fn(t0: Tensor, t1: Tensor, ri: Tensor) -> tuple[Tensor, Tensor]:
             p = self.to_field(origins[ri] + (0.5 * (t0 + t1))[:, None] * directions[ri])
-            positions.append(p)
+            if positions is not None:
+                positions.append(p)
             return self.field.rgb_density(p, directions[ri])
 
-        out = volume_render(samples, rgb_sigma_fn, background)
-        pos = positions[0] if positions else origins.new_zeros(0, 3)
-        return out, pos, samples.ray_indices
+        return rgb_sigma_fn
 
     def _render_rounds(self, origins: Tensor, directions: Tensor, background: Tensor | None) -> tuple[RenderOutputs, Tensor, Tensor]:
         """Inference: skip empty space, then evaluate each sample once, ray by ray in rounds, until each ray's
         transmittance vanishes (no density pre-pass)."""
         r = self.render_config
         samples = self.sample(origins, directions, training=False, prune=False)
-
-        def rgb_sigma_fn(t0: Tensor, t1: Tensor, ri: Tensor) -> tuple[Tensor, Tensor]:
-            p = self.to_field(origins[ri] + (0.5 * (t0 + t1))[:, None] * directions[ri])
-            return self.field.rgb_density(p, directions[ri])
-
+        rgb_sigma_fn = self._rgb_sigma_fn(origins, directions)
         out = volume_render_rounds(samples, rgb_sigma_fn, background, r.early_stop_eps, r.alpha_thre, r.render_samples)
         return out, self.to_field(samples.positions(origins, directions)), samples.ray_indices
 
