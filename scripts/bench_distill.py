@@ -84,22 +84,24 @@ def teacher_run(config, work: Path | None):
 
 def time_to_target(config, target: float, cap_s: float, eval_every: int, key: str = "psnr", lower_is_better: bool = False) -> dict:
     """Train ``config``, evaluated every ``eval_every`` steps, until ``key`` reaches ``target``, its last step, or
-    ``cap_s`` seconds of training. Returns ``seconds`` of training to the target (None: not reached), the ``best``
-    value and the ``curve`` of (step, seconds, value)."""
+    ``cap_s`` seconds of training. Returns ``seconds`` of training to the target (None: not reached), the
+    ``ran_seconds`` it trained in all, the ``best`` value and the ``curve`` of (step, seconds, value)."""
     def reached(r: dict) -> bool:
         return r[key] <= target if lower_is_better else r[key] >= target
 
     probe = Probe(budget_s=cap_s, eval_every=eval_every, stop_when=reached)
     train_probed(config, probe)
     values = [r[key] for r in probe.curve]
-    return {"seconds": probe.seconds if probe.stopped_by == "target" else None,
+    return {"seconds": probe.seconds if probe.stopped_by == "target" else None, "ran_seconds": probe.seconds,
             "best": (min if lower_is_better else max)(values, default=math.nan),
             "curve": [(r["step"], round(r["seconds"], 1), round(r[key], 3)) for r in probe.curve]}
 
 
-def unbounded(config, name: str):
-    """``config`` as an open-ended run (a probe stops it) named ``name``."""
-    return replace(config, trainer=replace(config.trainer, steps=10**7, name=name))
+def unbounded(config, name: str, steps: int = 0):
+    """``config`` as a run named ``name`` that a probe stops: open-ended (``steps`` 0: the learning rate stays near
+    its peak, the schedule spread over 10⁷ steps) or ``steps`` long (its schedule decays over them, as a user's run of
+    that length would)."""
+    return replace(config, trainer=replace(config.trainer, steps=steps or 10**7, name=name))
 
 
 def scratch(config, budget_s: float, target: float | None, cap_s: float, eval_every: int, key: str = "psnr", lower_is_better: bool = False) -> dict:
@@ -138,10 +140,12 @@ def to_target(teacher_dir: Path, method: str, options: DistillOptions, out: Path
     d = time_to_target(config, target, math.inf, args.distill_eval_every)
     row = {"student": method, "target_psnr": target, "distill_to_target_seconds": d["seconds"], "distill_best_psnr": d["best"], "distill_curve": d["curve"]}
     if args.scratch_cap > 0:
-        sc = time_to_target(unbounded(scratch_config(data, method, config), "scratch-target"), target, args.scratch_cap, args.scratch_eval_every)
-        row.update({"scratch_to_target_seconds": sc["seconds"], "scratch_best_psnr": sc["best"], "scratch_curve": sc["curve"]})
+        plain = unbounded(scratch_config(data, method, config), "scratch-target", args.scratch_steps)
+        sc = time_to_target(plain, target, args.scratch_cap, args.scratch_eval_every)
+        row.update({"scratch_to_target_seconds": sc["seconds"], "scratch_best_psnr": sc["best"], "scratch_curve": sc["curve"],
+                    "scratch_schedule_steps": args.scratch_steps or None})
         if d["seconds"]:  # a lower bound when scratch did not reach the target within the cap
-            row["time_ratio"] = (sc["seconds"] if sc["seconds"] is not None else args.scratch_cap) / d["seconds"]
+            row["time_ratio"] = (sc["seconds"] if sc["seconds"] is not None else sc["ran_seconds"]) / d["seconds"]
             row["time_ratio_is_lower_bound"] = sc["seconds"] is None
     return row
 
@@ -298,6 +302,9 @@ def main() -> None:
     p.add_argument("--scratch", type=int, default=1, help="1: also train each student from scratch (equal time, time to target)")
     p.add_argument("--scratch-cap", type=float, default=600.0, help="most seconds a from-scratch run may take to reach the target (0: equal time only)")
     p.add_argument("--scratch-eval-every", type=int, default=200)
+    p.add_argument("--scratch-steps", type=int, default=0,
+                   help="--to-target: the from-scratch run's schedule length in steps (its learning rate decays over them; "
+                        "size it to the steps --scratch-cap allows); 0: open-ended, the learning rate stays near its peak")
     p.add_argument("--to-target", action="store_true",
                    help="NeRF scenes: instead of the table above, the training time of each student to the teacher's PSNR − 0.5 dB, "
                         "distilled (evaluated every --distill-eval-every steps) and from scratch (within --scratch-cap s), and their ratio")

@@ -13,10 +13,12 @@ if not CUDA:
 
 from fieldforge.fields.kernels import has_triton  # noqa: E402
 from fieldforge.fields.kernels.tiles_reference import (  # noqa: E402
+    fold_biases,
     pack_segments,
     tile_centers,
     tile_index,
     tile_mlp_batched,
+    tile_mlp_folded,
     tile_mlp_per_point,
 )
 
@@ -115,6 +117,20 @@ def test_batched_equals_per_point_forward_and_gradients_float64(block):
     empty = torch.ones(n_tiles, dtype=torch.bool)
     empty[ids] = False
     assert empty.any() and float(grads(out, [ws[0]])[0][empty].abs().max()) == 0.0
+
+
+@pytest.mark.parametrize("block", [None, 8, 64])
+def test_folded_biases_evaluate_every_point_by_its_own_tile(block):
+    """The inference path (biases folded into the weights, one bmm per layer) equals the per-point reference in
+    float64: unbalanced tiles, empty tiles, a point alone in its tile."""
+    n_tiles, dims = 37, [21, 32, 32, 5]
+    g = torch.Generator().manual_seed(4)
+    ids = torch.cat([torch.randint(0, 30, (150,), generator=g), torch.full((200,), 4), torch.tensor([36])])
+    ids = ids[torch.randperm(ids.shape[0], generator=g)]
+    x = torch.randn(ids.shape[0], dims[0], generator=g, dtype=torch.float64)
+    ws, bs = random_bank(n_tiles, dims, device=torch.device("cpu"))
+    out = tile_mlp_folded(x, pack_segments(ids, n_tiles, block), fold_biases(ws, bs))
+    torch.testing.assert_close(out, tile_mlp_per_point(x, ids, ws, bs).detach(), rtol=1e-12, atol=1e-12)
 
 
 def test_segments_layout():

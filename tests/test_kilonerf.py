@@ -245,3 +245,30 @@ def test_colour_bank_reuses_the_routing_only_of_the_very_same_unchanged_points()
         u2 = unit[perm].clone()
         again = field.radiance_head(u2, field.network(field.encoding(u2), u2), d[perm]).rgb
     torch.testing.assert_close(moved[perm], again, atol=1e-6, rtol=0)
+
+
+def test_rendering_without_gradients_uses_the_current_weights():
+    """The bank's bias-folded copy (the no-gradient path) equals the training path, and follows every change of
+    the parameters: an optimizer step, a loaded state dict."""
+    torch.manual_seed(0)
+    field = make_field(kilonerf_field(resolution=(3, 2, 4)), in_dim=3, bbox=torch.tensor([[-1.0] * 3, [1.0] * 3]))
+    g = torch.Generator().manual_seed(2)
+    x = torch.rand(400, 3, generator=g) * 2 - 1
+    d = torch.nn.functional.normalize(torch.randn(400, 3, generator=g), dim=-1)
+    opt = torch.optim.Adam(field.parameters(), lr=0.05)
+    saved = {k: v.clone() for k, v in field.state_dict().items()}
+    for _ in range(3):
+        out = field(x, d)
+        with torch.no_grad():
+            fast = field(x, d)
+        torch.testing.assert_close(fast.rgb, out.rgb.detach(), atol=1e-6, rtol=0)
+        torch.testing.assert_close(fast.density, out.density.detach(), atol=1e-5, rtol=1e-6)
+        (out.rgb.square().mean() + out.density.mean()).backward()
+        opt.step()
+        opt.zero_grad()
+    with torch.no_grad():
+        changed = field(x, d).rgb
+        field.load_state_dict(saved)
+        restored = field(x, d).rgb
+    assert float((changed - restored).abs().max()) > 1e-3
+    torch.testing.assert_close(restored, field(x, d).rgb.detach(), atol=1e-6, rtol=0)

@@ -12,7 +12,8 @@ it explicitly. Works in any dimension: 2D tiles for images, 3D for SDFs and radi
 radiance head's colour branch is a second bank on the same grid, so the view-dependent layers are per
 tile too).
 
-Backends: ``torch`` (sort by tile, one ``bmm`` per layer over padded blocks; any device), ``triton``
+Backends: ``torch`` (sort by tile, one ``bmm`` per layer over padded blocks, biases folded into the weights
+when no gradients are needed; any device), ``triton``
 (grouped kernels, CUDA), ``auto`` (Triton on CUDA when installed, else torch; logged once).
 """
 
@@ -25,7 +26,14 @@ import torch
 from jaxtyping import Float, Int
 from torch import Tensor, nn
 
-from fieldforge.fields.kernels.tiles_reference import Segments, pack_segments, tile_index, tile_mlp_batched
+from fieldforge.fields.kernels.tiles_reference import (
+    Segments,
+    fold_biases,
+    pack_segments,
+    tile_index,
+    tile_mlp_batched,
+    tile_mlp_folded,
+)
 from fieldforge.fields.networks.base import Network, NetworkConfig
 
 
@@ -54,6 +62,7 @@ class TileBank(Network):
             self.weights.append(nn.Parameter(layer.weight.detach().T.expand(self.n_tiles, d_in, d_out).clone()))
             self.biases.append(nn.Parameter(layer.bias.detach().expand(self.n_tiles, d_out).clone()))
         self._impl: dict[str, str] = {}
+        self._folded: tuple = ()
 
     def tile_ids(self, coords: Float[Tensor, "n d"]) -> Int[Tensor, " n"]:
         """Tile of each unit-cube point ``(n,)`` (clamped to the grid)."""
@@ -78,7 +87,17 @@ class TileBank(Network):
 
             return tile_mlp_triton(h, self.tile_ids(coords), weights, biases)
         ids, seg = _route(coords, self.resolution, self.n_tiles)
-        return tile_mlp_batched(h, ids, weights, biases, seg=seg)
+        if torch.is_grad_enabled():
+            return tile_mlp_batched(h, ids, weights, biases, seg=seg)
+        return tile_mlp_folded(h, seg, self.folded())
+
+    def folded(self) -> list[Tensor]:
+        """:func:`fold_biases` of the current parameters (rebuilt after any of them changed: an optimizer step,
+        a checkpoint load, a device move)."""
+        key = tuple((p.data_ptr(), p._version) for p in self.parameters())
+        if not self._folded or self._folded[0] != key:
+            self._folded = (key, fold_biases(list(self.weights), list(self.biases)))
+        return self._folded[1]
 
 
 _last_route: tuple = ()
