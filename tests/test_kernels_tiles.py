@@ -131,6 +131,8 @@ def test_folded_biases_evaluate_every_point_by_its_own_tile(block):
     ws, bs = random_bank(n_tiles, dims, device=torch.device("cpu"))
     out = tile_mlp_folded(x, pack_segments(ids, n_tiles, block), fold_biases(ws, bs))
     torch.testing.assert_close(out, tile_mlp_per_point(x, ids, ws, bs).detach(), rtol=1e-12, atol=1e-12)
+    none = torch.zeros(0, dtype=torch.long)
+    assert tile_mlp_folded(x[:0], pack_segments(none, n_tiles, block), fold_biases(ws, bs)).shape == (0, dims[-1])
 
 
 def test_segments_layout():

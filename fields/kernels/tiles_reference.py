@@ -169,7 +169,7 @@ def tile_mlp_folded(x: Float[Tensor, "n i"], seg: "Segments", folded: list[Tenso
         h = torch.bmm(h, a.index_select(0, seg.block_tile).to(h.dtype))
         if l < len(folded) - 1:
             h = torch.relu_(h)
-    return h.reshape(seg.rows, -1).index_select(0, seg.slot)
+    return h.reshape(seg.rows, h.shape[-1]).index_select(0, seg.slot)
 
 
 def tile_mlp_batched(
