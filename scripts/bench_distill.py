@@ -104,7 +104,7 @@ def time_to_target(config, target: float, cap_s: float, eval_every: int, key: st
             "curve": [(r["step"], round(r["seconds"], 1), round(r[key], 3)) for r in probe.curve]}
 
 
-def unbounded(config, name: str, steps: int = 0):
+def probed_run(config, name: str, steps: int = 0):
     """``config`` as a run named ``name`` that a probe stops: open-ended (``steps`` 0: the learning rate stays near
     its peak, the schedule spread over 10⁷ steps) or ``steps`` long (its schedule decays over them, as a user's run of
     that length would)."""
@@ -115,10 +115,10 @@ def scratch(config, budget_s: float, target: float | None, cap_s: float, eval_ev
     """The student trained from scratch: its metric after ``budget_s`` of training, and the time to ``target``."""
     out: dict = {}
     probe = Probe(budget_s=budget_s)
-    train_probed(unbounded(config, "scratch-eq"), probe)
+    train_probed(probed_run(config, "scratch-eq"), probe)
     out["equal_time_" + key] = (probe.final or {}).get(key, math.nan)
     if target is not None and cap_s > 0:  # --scratch-cap 0: equal time only
-        t = time_to_target(unbounded(config, "scratch-target"), target, cap_s, eval_every, key, lower_is_better)
+        t = time_to_target(probed_run(config, "scratch-target"), target, cap_s, eval_every, key, lower_is_better)
         out["to_target_seconds"], out["to_target_best_" + key] = t["seconds"], t["best"]
     return out
 
@@ -147,7 +147,7 @@ def to_target(teacher_dir: Path, method: str, options: DistillOptions, out: Path
     d = time_to_target(config, target, math.inf, args.distill_eval_every)
     row = {"student": method, "target_psnr": target, "distill_to_target_seconds": d["seconds"], "distill_best_psnr": d["best"], "distill_curve": d["curve"]}
     if args.scratch_cap > 0:
-        plain = unbounded(scratch_config(data, method, config), "scratch-target", args.scratch_steps)
+        plain = probed_run(scratch_config(data, method, config), "scratch-target", args.scratch_steps)
         sc = time_to_target(plain, target, args.scratch_cap, args.scratch_eval_every)
         row.update({"scratch_to_target_seconds": sc["seconds"], "scratch_trained_seconds": sc["ran_seconds"],
                     "scratch_best_psnr": sc["best"], "scratch_curve": sc["curve"],
