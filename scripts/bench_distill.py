@@ -158,16 +158,16 @@ def to_target(teacher_dir: Path, method: str, options: DistillOptions, out: Path
     return row
 
 
-def render_seconds(run_dir: Path, device: str, repeats: int = 5, scale: int = 1, kilonerf_termination: bool = False) -> float:
-    """Seconds per frame (best of ``repeats``, after warm-up frames) of the first test view, its resolution ``scale`` times the capture's
-    (the camera's intrinsics scaled), through the run's own render config (``kilonerf_termination``: with KiloNeRF's
-    early ray termination at T < 0.01 instead)."""
+def render_seconds(loaded, repeats: int = 5, scale: int = 1, kilonerf_termination: bool = False) -> float:
+    """Seconds per frame (best of ``repeats``, after warm-up frames) of a loaded run's first test view, its resolution
+    ``scale`` times the capture's (the camera's intrinsics scaled), through the run's own render config
+    (``kilonerf_termination``: with KiloNeRF's early ray termination at T < 0.01 instead)."""
     from fieldforge.fields import kilonerf as kn
 
-    loaded = load_run(run_dir, device=device)
     model = loaded.model
+    own = model.render_config
     if kilonerf_termination:
-        model.render_config = kn.kilonerf_render_config(model.render_config)
+        model.render_config = kn.kilonerf_render_config(own)
     cams = loaded.info["cameras"]
     test = loaded.info["split"]["test"][0]
     c2w = torch.tensor(cams["camera_to_world"][test], dtype=torch.float32)
@@ -176,19 +176,21 @@ def render_seconds(run_dir: Path, device: str, repeats: int = 5, scale: int = 1,
     background = torch.tensor(loaded.info["background"], dtype=torch.float32)
     kn.time_render(model, c2w, k, w, h, background, repeats=2 if scale == 1 else 1)  # warm-up: a fresh model's first frames are up to 1.6× slower
     seconds, _ = kn.time_render(model, c2w, k, w, h, background, repeats=repeats)
+    model.render_config = own
     return seconds
 
 
 def render_times(run_dir: Path, args, nerf_student: bool = False) -> dict:
     """``render_s`` (the test frame) and ``render_s_x{s}`` for every other ``--render-scales`` entry; for the nerf
     student also ``render_s_kilonerf_ert[_x{s}]``: rendered with KiloNeRF's early termination."""
+    loaded = load_run(run_dir, device=args.device)
     out = {}
     for scale in args.render_scales:
         suffix = "" if scale == 1 else f"_x{scale}"
         repeats = 10 if scale == 1 else 2  # a large frame's time varies less (and takes seconds)
-        out["render_s" + suffix] = render_seconds(run_dir, args.device, repeats, scale)
+        out["render_s" + suffix] = render_seconds(loaded, repeats, scale)
         if nerf_student:
-            out["render_s_kilonerf_ert" + suffix] = render_seconds(run_dir, args.device, repeats, scale, kilonerf_termination=True)
+            out["render_s_kilonerf_ert" + suffix] = render_seconds(loaded, repeats, scale, kilonerf_termination=True)
     return out
 
 
