@@ -25,6 +25,7 @@ from torch import Tensor, nn
 from fieldforge.fields.activations import activation_fn
 from fieldforge.fields.encodings import AnyEncodingConfig, FourierEncodingConfig
 from fieldforge.fields.networks import AnyNetworkConfig, MLPConfig
+from fieldforge.fields.networks.kilonerf import TileBank
 from fieldforge.fields.outputs import FieldOutputs
 from fieldforge.fields.radiance import RadianceHead, RadianceHeadConfig
 
@@ -178,6 +179,12 @@ class RadianceField(Field):
 
     def rgb_density(self, points: Float[Tensor, "n 3"], directions: Float[Tensor, "n 3"]) -> tuple[Tensor, Tensor]:
         """Colour ``(n, 3)`` seen along unit ``directions`` and density ``(n,)`` at world points."""
+        head = self.radiance_head
+        if not torch.is_grad_enabled() and isinstance(self.network, TileBank) and self.network.can_chain(head.color_network, points.device):
+            x = self.to_unit(points)  # KiloNeRF rendering: both tile banks in one packed pass
+            h = self.encoding(x)
+            raw_density, logits = self.network.chain(h, x, head.color_network, head.encode_directions(directions, h.dtype))
+            return torch.sigmoid(logits), head.sigma(x, raw_density)[0]
         out = self(points, directions)
         assert out.rgb is not None and out.density is not None
         return out.rgb, out.density

@@ -62,18 +62,26 @@ class RadianceHead(nn.Module):
 
     def density(self, unit: Float[Tensor, "n 3"], raw: Float[Tensor, "n r"]) -> tuple[Tensor, Tensor]:
         """``(σ (n,), σ_raw (n,))``; σ is zero outside the unit cube."""
-        density_raw = raw[:, 0] + self.config.density_bias
+        return self.sigma(unit, raw[:, 0])
+
+    def sigma(self, unit: Float[Tensor, "n 3"], raw_density: Float[Tensor, " n"]) -> tuple[Tensor, Tensor]:
+        """``(σ (n,), σ_raw (n,))`` from the position network's raw density output ``(n,)``."""
+        density_raw = raw_density + self.config.density_bias
         inside = ((unit >= 0.0) & (unit <= 1.0)).all(dim=-1)
-        sigma = density_activation(self.config.density_activation, density_raw) * inside.to(raw.dtype)
+        sigma = density_activation(self.config.density_activation, density_raw) * inside.to(density_raw.dtype)
         return sigma, density_raw
+
+    def encode_directions(self, directions: Float[Tensor, "n 3"], dtype: torch.dtype) -> Float[Tensor, "n e"]:
+        """The colour branch's encoding of view directions (normalized here)."""
+        d = F.normalize(directions.to(dtype), dim=-1)
+        return self.direction_encoding((d + 1.0) * 0.5)
 
     def forward(self, unit: Float[Tensor, "n 3"], raw: Float[Tensor, "n r"], directions: Tensor | None) -> FieldOutputs:
         sigma, density_raw = self.density(unit, raw)
         features = raw[:, 1:]
         rgb = None
         if directions is not None:
-            d = F.normalize(directions.to(raw.dtype), dim=-1)
-            enc = self.direction_encoding((d + 1.0) * 0.5)
+            enc = self.encode_directions(directions, raw.dtype)
             rgb = torch.sigmoid(self.color_network(torch.cat([enc, features], dim=-1), unit))
         return FieldOutputs(rgb=rgb, density=sigma, density_raw=density_raw, features=features)
 

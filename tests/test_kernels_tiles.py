@@ -14,8 +14,10 @@ if not CUDA:
 from fieldforge.fields.kernels import has_triton  # noqa: E402
 from fieldforge.fields.kernels.tiles_reference import (  # noqa: E402
     fold_biases,
+    fold_chain,
     pack_segments,
     tile_centers,
+    tile_chain_folded,
     tile_index,
     tile_mlp_batched,
     tile_mlp_folded,
@@ -133,6 +135,31 @@ def test_folded_biases_evaluate_every_point_by_its_own_tile(block):
     torch.testing.assert_close(out, tile_mlp_per_point(x, ids, ws, bs).detach(), rtol=1e-12, atol=1e-12)
     none = torch.zeros(0, dtype=torch.long)
     assert tile_mlp_folded(x[:0], pack_segments(none, n_tiles, block), fold_biases(ws, bs)).shape == (0, dims[-1])
+
+
+@pytest.mark.parametrize("block", [None, 8])
+def test_chained_banks_equal_the_two_banks_one_after_the_other(block):
+    """KiloNeRF's position bank then colour bank in one packed pass (the position bank's last linear layer
+    multiplied into the colour bank's first layer) equals the per-point reference of both banks in float64:
+    output 0 passed through, the colour bank fed ``[extra, outputs 1:]``."""
+    n_tiles, first_dims, n_extra = 23, [21, 16, 16, 1 + 12], 9
+    second_dims = [n_extra + 12, 16, 3]
+    g = torch.Generator().manual_seed(5)
+    ids = torch.cat([torch.randint(0, 20, (180,), generator=g), torch.full((90,), 7), torch.tensor([22])])
+    ids = ids[torch.randperm(ids.shape[0], generator=g)]
+    x = torch.randn(ids.shape[0], first_dims[0], generator=g, dtype=torch.float64)
+    extra = torch.randn(ids.shape[0], n_extra, generator=g, dtype=torch.float64)
+    w1, b1 = random_bank(n_tiles, first_dims, device=torch.device("cpu"))
+    w2, b2 = random_bank(n_tiles, second_dims, device=torch.device("cpu"), seed=1)
+    first = tile_mlp_per_point(x, ids, w1, b1).detach()
+    second = tile_mlp_per_point(torch.cat([extra, first[:, 1:]], dim=-1), ids, w2, b2).detach()
+    chain = fold_chain(fold_biases(w1, b1), fold_biases(w2, b2), n_extra)
+    assert len(chain) == len(w1) + len(w2) - 1
+    out0, out = tile_chain_folded(x, extra, pack_segments(ids, n_tiles, block), chain, len(w1) - 1)
+    torch.testing.assert_close(out0, first[:, 0], rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(out, second, rtol=1e-12, atol=1e-12)
+    with pytest.raises(ValueError, match="expected 8 extra"):
+        fold_chain(fold_biases(w1, b1), fold_biases(w2, b2), n_extra - 1)
 
 
 def test_segments_layout():

@@ -272,3 +272,27 @@ def test_rendering_without_gradients_uses_the_current_weights():
         restored = field(x, d).rgb
     assert float((changed - restored).abs().max()) > 1e-3
     torch.testing.assert_close(restored, field(x, d).rgb.detach(), atol=1e-6, rtol=0)
+
+
+def test_rendering_queries_chain_both_banks_and_follow_the_weights():
+    """A KiloNeRF radiance field's colour and density without gradients (both tile banks in one packed pass,
+    the feature layer multiplied into the colour layer) equal its training query, across optimizer steps."""
+    torch.manual_seed(1)
+    field = make_field(kilonerf_field(resolution=(2, 3, 2)), in_dim=3, bbox=torch.tensor([[-1.0] * 3, [1.0] * 3]))
+    assert field.network.can_chain(field.radiance_head.color_network, torch.device("cpu"))
+    g = torch.Generator().manual_seed(3)
+    x = torch.rand(500, 3, generator=g) * 2.4 - 1.2  # some outside the box: density 0 there
+    d = torch.randn(500, 3, generator=g)  # not unit: the head normalizes
+    opt = torch.optim.Adam(field.parameters(), lr=0.05)
+    for _ in range(3):
+        out = field(x, d)
+        with torch.no_grad():
+            rgb, sigma = field.rgb_density(x, d)
+        torch.testing.assert_close(rgb, out.rgb.detach(), atol=1e-5, rtol=0)
+        torch.testing.assert_close(sigma, out.density.detach(), atol=1e-5, rtol=1e-5)
+        assert bool((sigma[((x < -1) | (x > 1)).any(-1)] == 0).all())
+        (out.rgb.square().mean() + out.density.mean()).backward()
+        opt.step()
+        opt.zero_grad()
+    with torch.no_grad():
+        assert field.rgb_density(x[:0], d[:0])[0].shape == (0, 3)

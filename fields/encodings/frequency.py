@@ -48,7 +48,7 @@ class FrequencyEncoding(Encoding):
         w = self.band_weights()
         if w is not None:
             feats = feats * w.to(feats.dtype)[None, :, None]
-        feats = feats.reshape(x.shape[0], -1)
+        feats = feats.flatten(1)
         return torch.cat([p, feats], dim=-1) if self.config.include_input else feats
 
 

@@ -21,6 +21,9 @@ Evaluation:
   :func:`pack_segments` computes the layout; the Triton kernels (``tiles_triton``) use the same one.
 - :func:`tile_mlp_folded`: the same layout without gradients, the biases folded into the weights
   (:func:`fold_biases`, built once per set of weights): one weight gather and one ``bmm`` per layer (renderers).
+- :func:`tile_chain_folded`: two banks on the same grid in one packed pass without gradients (KiloNeRF's
+  position bank, then its colour bank on ``[extra inputs, the first bank's outputs 1:]``), the first bank's
+  linear last layer multiplied into the second bank's first layer (:func:`fold_chain`): one layer fewer.
 """
 
 import math
@@ -172,6 +175,57 @@ def tile_mlp_folded(x: Float[Tensor, "n i"], seg: "Segments", folded: list[Tenso
     return h.reshape(seg.rows, h.shape[-1]).index_select(0, seg.slot)
 
 
+@torch.no_grad()
+def fold_chain(first: list[Tensor], second: list[Tensor], n_extra: int) -> list[Tensor]:
+    """Folded layers (:func:`fold_biases`) of bank ``first`` (``k → 1 + f``: a passed-through output 0, then
+    ``f`` features) followed by bank ``second`` (``n_extra + f → o``, inputs ``[extra, features]``), as one
+    chain for :func:`tile_chain_folded`: ``first``'s hidden layers, then one joint layer
+    ``(T, h + 1 + n_extra, 1 + h2 + 1)`` from ``[first's last hidden state, extra]`` to ``[output 0, second's
+    first hidden layer (pre-ReLU), the constant 1]`` (``first``'s last layer times ``second``'s first: both
+    linear), then ``second``'s remaining layers."""
+    last, head = first[-1], second[0]
+    t, k1, n1 = last.shape  # k1 = h + 1 (the constant-1 row carries the bias)
+    f = n1 - 1
+    if head.shape[1] != n_extra + f + 1:
+        raise ValueError(f"fold_chain: the second bank takes {head.shape[1] - 1} inputs, expected {n_extra} extra + {f} features")
+    if len(second) < 2:
+        raise ValueError("fold_chain: the second bank needs a hidden layer")
+    h2 = head.shape[2]  # the second bank's hidden width + its constant-1 column
+    joint = last.new_zeros(t, k1 + n_extra, 1 + h2)
+    joint[:, :k1, 0] = last[:, :, 0]
+    joint[:, :k1, 1:] = torch.bmm(last[:, :, 1:].double(), head[:, n_extra : n_extra + f].double()).to(last.dtype)
+    joint[:, k1 - 1, 1:] += head[:, n_extra + f]  # the second bank's biases and constant-1 column
+    joint[:, k1:, 1:] = head[:, :n_extra]
+    return [*first[:-1], joint, *second[1:]]
+
+
+@torch.no_grad()
+def tile_chain_folded(
+    x: Float[Tensor, "n i"], extra: Float[Tensor, "n e"], seg: "Segments", chain: list[Tensor], n_first_hidden: int
+) -> tuple[Float[Tensor, " n"], Float[Tensor, "n o"]]:
+    """Evaluate a :func:`fold_chain` chain: ``x`` through the first bank's ``n_first_hidden`` hidden layers,
+    ``extra`` joined on the packed layout, then the joint layer and the second bank. Returns the first bank's
+    output 0 ``(n,)`` and the second bank's outputs ``(n, o)``."""
+    n, k = x.shape
+    xp = x.new_zeros(seg.rows, k + 1)
+    xp[seg.slot, :k] = x
+    xp[seg.slot, k] = 1.0
+    h = xp.reshape(seg.n_blocks, seg.block, k + 1)
+    for a in chain[:n_first_hidden]:
+        h = torch.relu_(torch.bmm(h, a.index_select(0, seg.block_tile)))
+    ep = x.new_zeros(seg.rows, extra.shape[1])
+    ep[seg.slot] = extra.to(x.dtype)
+    h = torch.bmm(torch.cat([h, ep.reshape(seg.n_blocks, seg.block, -1)], dim=-1), chain[n_first_hidden].index_select(0, seg.block_tile))
+    out0 = h[:, :, 0].reshape(seg.rows).index_select(0, seg.slot)
+    h = torch.relu_(h[:, :, 1:])
+    rest = chain[n_first_hidden + 1 :]
+    for l, a in enumerate(rest):
+        h = torch.bmm(h, a.index_select(0, seg.block_tile))
+        if l < len(rest) - 1:
+            h = torch.relu_(h)
+    return out0, h.reshape(seg.rows, h.shape[-1]).index_select(0, seg.slot)
+
+
 def tile_mlp_batched(
     x: Float[Tensor, "n i"], tile_ids: Int[Tensor, " n"], weights: list[Tensor], biases: list[Tensor], block: int | None = None,
     seg: Segments | None = None,
@@ -191,8 +245,10 @@ __all__ = [
     "MIN_BLOCK",
     "Segments",
     "fold_biases",
+    "fold_chain",
     "pack_segments",
     "tile_centers",
+    "tile_chain_folded",
     "tile_index",
     "tile_mlp_batched",
     "tile_mlp_folded",

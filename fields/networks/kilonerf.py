@@ -13,7 +13,8 @@ radiance head's colour branch is a second bank on the same grid, so the view-dep
 tile too).
 
 Backends: ``torch`` (sort by tile, one ``bmm`` per layer over padded blocks, biases folded into the weights
-when no gradients are needed; any device), ``triton``
+when no gradients are needed; any device; a radiance field's position and colour banks then run as one
+packed chain, :meth:`TileBank.chain`), ``triton``
 (grouped kernels, CUDA), ``auto`` (Triton on CUDA when installed, else torch; logged once).
 """
 
@@ -29,7 +30,9 @@ from torch import Tensor, nn
 from fieldforge.fields.kernels.tiles_reference import (
     Segments,
     fold_biases,
+    fold_chain,
     pack_segments,
+    tile_chain_folded,
     tile_index,
     tile_mlp_batched,
     tile_mlp_folded,
@@ -63,6 +66,7 @@ class TileBank(Network):
             self.biases.append(nn.Parameter(layer.bias.detach().expand(self.n_tiles, d_out).clone()))
         self._impl: dict[str, str] = {}
         self._folded: tuple = ()
+        self._chained: tuple = ()
 
     def tile_ids(self, coords: Float[Tensor, "n d"]) -> Int[Tensor, " n"]:
         """Tile of each unit-cube point ``(n,)`` (clamped to the grid)."""
@@ -98,6 +102,31 @@ class TileBank(Network):
         if not self._folded or self._folded[0] != key:
             self._folded = (key, fold_biases(list(self.weights), list(self.biases)))
         return self._folded[1]
+
+    def can_chain(self, head: nn.Module, device: torch.device) -> bool:
+        """Whether :meth:`chain` applies: ``head`` is a tile bank on this grid with a hidden layer, and both
+        evaluate with the torch backend on ``device``."""
+        return (
+            isinstance(head, TileBank) and head.resolution == self.resolution and head.config.n_hidden_layers > 0
+            and self.config.n_hidden_layers > 0 and self.backend_for(device) == "torch" and head.backend_for(device) == "torch"
+        )
+
+    @torch.no_grad()
+    def chain(
+        self, h: Float[Tensor, "n i"], coords: Float[Tensor, "n d"], head: "TileBank", extra: Float[Tensor, "n e"]
+    ) -> tuple[Float[Tensor, " n"], Float[Tensor, "n o"]]:
+        """This bank, then ``head`` on ``[extra, this bank's outputs 1:]``, without gradients, in one packed pass
+        (:func:`tile_chain_folded`; KiloNeRF's position and colour banks). Returns this bank's output 0
+        ``(n,)`` and ``head``'s outputs ``(n, o)``: what ``self(h, coords)`` and ``head(cat([extra,
+        out[:, 1:]]), coords)`` give, up to rounding. Check :meth:`can_chain` first."""
+        if h.shape[0] == 0:
+            return h.new_zeros(0), h.new_zeros(0, head.out_dim)
+        first, second, n_extra = self.folded(), head.folded(), extra.shape[1]
+        cached = self._chained  # rebuilt whenever either bank's folded copy was
+        if not cached or cached[0] is not first or cached[1] is not second or cached[2] != n_extra:
+            self._chained = cached = (first, second, n_extra, fold_chain(first, second, n_extra))
+        _, seg = _route(coords, self.resolution, self.n_tiles)
+        return tile_chain_folded(h, extra, seg, cached[3], self.config.n_hidden_layers)
 
 
 _last_route: tuple = ()
