@@ -20,7 +20,7 @@ from fieldforge.fields.outputs import FieldOutputs
 from fieldforge.fields.rendering.contraction import contract, lindisp_steps
 from fieldforge.fields.rendering.occupancy_grid import OccupancyGrid
 from fieldforge.fields.rendering.rays import generate_rays, ndc_rays, pixel_grid
-from fieldforge.fields.rendering.sampling import RaySamples, edge_samples, filter_samples, march_rays, ray_aabb_intersect
+from fieldforge.fields.rendering.sampling import RaySamples, edge_samples, filter_samples, march_rays, points_along, ray_aabb_intersect
 from fieldforge.fields.rendering.volume import RenderOutputs, volume_render, volume_render_rounds
 from jaxtyping import Float
 from torch import Tensor, nn
@@ -177,7 +177,7 @@ class NerfModel(nn.Module):
         density = self.density if density_fn is None else density_fn
 
         def sigma_fn(t0: Tensor, t1: Tensor, ri: Tensor) -> Tensor:
-            return density(origins[ri] + (0.5 * (t0 + t1))[:, None] * directions[ri])
+            return density(points_along(origins, directions, ri, 0.5 * (t0 + t1)))
 
         use_sigma = sigma_fn if prune and (r.early_stop_eps > 0 or r.alpha_thre > 0) else None
         if not self.contracted:
@@ -233,10 +233,10 @@ class NerfModel(nn.Module):
         """The renderers' ``rgb_sigma_fn`` along these rays; appends the field-space points to ``positions``."""
 
         def rgb_sigma_fn(t0: Tensor, t1: Tensor, ri: Tensor) -> tuple[Tensor, Tensor]:
-            p = self.to_field(origins[ri] + (0.5 * (t0 + t1))[:, None] * directions[ri])
+            p = self.to_field(points_along(origins, directions, ri, 0.5 * (t0 + t1)))
             if positions is not None:
                 positions.append(p)
-            return self.field.rgb_density(p, directions[ri])
+            return self.field.rgb_density(p, directions.index_select(0, ri))
 
         return rgb_sigma_fn
 

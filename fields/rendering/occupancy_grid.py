@@ -50,7 +50,7 @@ class OccupancyGrid(nn.Module):
     def occupied(self, points: Float[Tensor, "n 3"]) -> Bool[Tensor, " n"]:
         """True where the point's cell is occupied (False outside the box)."""
         idx, inside = self.cell_of(points)
-        return self.binary.reshape(-1)[idx] & inside
+        return self.binary.reshape(-1).index_select(0, idx) & inside
 
     @property
     def cell_size(self) -> float:
@@ -65,7 +65,7 @@ class OccupancyGrid(nn.Module):
         if getattr(self, "_near_key", None) != key:  # the dilated grid follows every in-place change of binary
             dilated = torch.nn.functional.max_pool3d(self.binary[None, None].float(), 3, stride=1, padding=1)
             self._near, self._near_key = dilated[0, 0].bool().reshape(-1), key
-        return self._near[self.cell_of(points)[0]]
+        return self._near.index_select(0, self.cell_of(points)[0])
 
     def cell_points(self, indices: Tensor, jitter: Tensor | None = None) -> Tensor:
         """World positions in the given cells: their centres, or ``jitter ∈ [0,1)^3`` within them."""

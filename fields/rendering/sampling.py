@@ -38,11 +38,12 @@ class RaySamples:
 
     def positions(self, origins: Tensor, directions: Tensor) -> Tensor:
         """World positions of the sample midpoints ``(m, 3)``."""
-        return origins[self.ray_indices] + self.midpoints()[:, None] * directions[self.ray_indices]
+        return points_along(origins, directions, self.ray_indices, self.midpoints())
 
     def select(self, keep: Tensor) -> "RaySamples":
-        """Subset by a boolean mask or index (keeps the ordering, so ray_indices stay sorted)."""
-        return RaySamples(self.t_starts[keep], self.t_ends[keep], self.ray_indices[keep], self.n_rays)
+        """Subset by a boolean mask or ascending indices (keeps the ordering, so ray_indices stay sorted)."""
+        idx = keep.nonzero().squeeze(-1) if keep.dtype == torch.bool else keep
+        return RaySamples(self.t_starts.index_select(0, idx), self.t_ends.index_select(0, idx), self.ray_indices.index_select(0, idx), self.n_rays)
 
     def counts(self) -> Tensor:
         """Samples per ray ``(n_rays,)``."""
@@ -56,6 +57,13 @@ class RaySamples:
         cut = max(1, int((torch.cumsum(self.counts(), 0) <= budget).sum()))
         kept = self.select(self.ray_indices < cut)
         return RaySamples(kept.t_starts, kept.t_ends, kept.ray_indices, cut)
+
+
+def points_along(
+    origins: Float[Tensor, "n 3"], directions: Float[Tensor, "n 3"], ray_indices: Int[Tensor, " m"], t: Float[Tensor, " m"]
+) -> Float[Tensor, "m 3"]:
+    """``origins[ray_indices] + t · directions[ray_indices]``: the point at distance ``t`` along each sample's ray."""
+    return torch.addcmul(origins.index_select(0, ray_indices), t[:, None], directions.index_select(0, ray_indices))
 
 
 def ray_aabb_intersect(
@@ -79,7 +87,7 @@ def pack_steps(n_steps: Int[Tensor, " n"]) -> tuple[Int[Tensor, " m"], Int[Tenso
     n_rays = n_steps.shape[0]
     ray_indices = torch.repeat_interleave(torch.arange(n_rays, device=n_steps.device), n_steps)
     starts = torch.cumsum(n_steps, 0) - n_steps
-    k = torch.arange(ray_indices.shape[0], device=n_steps.device) - starts[ray_indices]
+    k = torch.arange(ray_indices.shape[0], device=n_steps.device) - starts.index_select(0, ray_indices)
     return ray_indices, k
 
 
@@ -102,7 +110,7 @@ def uniform_samples(
     hit = t_far > t_near
     n_steps = torch.where(hit, n_samples, 0)
     ray_indices, k = pack_steps(n_steps)
-    lo, hi = t_near[ray_indices], t_far[ray_indices]
+    lo, hi = t_near.index_select(0, ray_indices), t_far.index_select(0, ray_indices)
     edges = torch.linspace(0.0, 1.0, n_samples + 1, device=origins.device, dtype=origins.dtype)
     edges = edges[None].repeat(origins.shape[0], 1)
     if stratified:
@@ -156,10 +164,10 @@ def march_rays(
         ray_indices, k = _steps_near_occupied(origins, directions, t_near, t_far, offset, n_steps, step_size, run, occupied_near_fn, eval_chunk)
     else:
         ray_indices, k = pack_steps(n_steps)
-    t_starts = t_near[ray_indices] + offset[ray_indices] + k.to(origins.dtype) * step_size
+    t_starts = (t_near + offset).index_select(0, ray_indices) + k.to(origins.dtype) * step_size
     t_ends = t_starts + step_size
-    keep = t_starts < t_far[ray_indices]
-    samples = RaySamples(t_starts, torch.minimum(t_ends, t_far[ray_indices]), ray_indices, origins.shape[0]).select(keep)
+    far = t_far.index_select(0, ray_indices)
+    samples = RaySamples(t_starts, torch.minimum(t_ends, far), ray_indices, origins.shape[0]).select(t_starts < far)
     return filter_samples(samples, origins, directions, occupied_fn, sigma_fn, alpha_thre, early_stop_eps, eval_chunk)
 
 
@@ -180,20 +188,21 @@ def _steps_near_occupied(
     (ordered by ray, then step: as ``pack_steps`` minus the skipped runs)."""
     n_runs = (n_steps + run - 1) // run
     run_rays, j = pack_steps(n_runs)
-    t0 = t_near[run_rays] + offset[run_rays] + (j * run).to(origins.dtype) * step_size
-    t1 = torch.minimum(t0 + run * step_size, t_far[run_rays])
+    t0 = (t_near + offset).index_select(0, run_rays) + (j * run).to(origins.dtype) * step_size
+    t1 = torch.minimum(t0 + run * step_size, t_far.index_select(0, run_rays))
     centres = 0.5 * (t0 + t1)
     n = run_rays.shape[0]
     step = n if eval_chunk is None or eval_chunk <= 0 else 16 * eval_chunk  # a test costs a few bytes
     keep = torch.cat([
-        occupied_near_fn(origins[run_rays[i : i + step]] + centres[i : i + step, None] * directions[run_rays[i : i + step]])
+        occupied_near_fn(points_along(origins, directions, run_rays[i : i + step], centres[i : i + step]))
         for i in range(0, n, step)
     ]) if n else torch.zeros(0, dtype=torch.bool, device=origins.device)
-    run_rays, j = run_rays[keep], j[keep]
+    kept = keep.nonzero().squeeze(-1)
+    run_rays, j = run_rays.index_select(0, kept), j.index_select(0, kept)
     first = j * run
-    counts = torch.minimum(torch.full_like(first, run), n_steps[run_rays] - first)
+    counts = torch.minimum(torch.full_like(first, run), n_steps.index_select(0, run_rays) - first)
     owner, local = pack_steps(counts)
-    return run_rays[owner], first[owner] + local
+    return run_rays.index_select(0, owner), first.index_select(0, owner) + local
 
 
 def edge_samples(edges: Float[Tensor, "n s1"], valid: Bool[Tensor, " n"] | None = None) -> RaySamples:
@@ -225,7 +234,7 @@ def filter_samples(
     if occupied_fn is not None and n:
         mids, ri = samples.midpoints(), samples.ray_indices
         keep = torch.cat(
-            [occupied_fn(origins[ri[i : i + step]] + mids[i : i + step, None] * directions[ri[i : i + step]]) for i in range(0, n, step)]
+            [occupied_fn(points_along(origins, directions, ri[i : i + step], mids[i : i + step])) for i in range(0, n, step)]
         )
         samples = samples.select(keep)
     n = samples.n_samples

@@ -109,12 +109,13 @@ def volume_render_rounds(
     alive = torch.nonzero(counts > 0).squeeze(-1)
     per_ray = FIRST_ROUND_SAMPLES
     while alive.numel():
-        take = torch.clamp(counts[alive] - done[alive], max=max(1, min(per_ray, max_points // alive.numel())))
+        done_alive = done.index_select(0, alive)
+        take = torch.clamp(counts.index_select(0, alive) - done_alive, max=max(1, min(per_ray, max_points // alive.numel())))
         per_ray *= 2
         owner, local = pack_steps(take)
-        rays = alive[owner]
-        idx = starts[rays] + done[rays] + local
-        t0, t1 = samples.t_starts[idx], samples.t_ends[idx]
+        rays = alive.index_select(0, owner)
+        idx = (starts + done).index_select(0, rays) + local
+        t0, t1 = samples.t_starts.index_select(0, idx), samples.t_ends.index_select(0, idx)
         rgbs, sigmas = rgb_sigma_fn(t0, t1, rays)
         optical = sigmas.float() * (t1 - t0)
         alphas = 1.0 - torch.exp(-optical)
@@ -124,21 +125,21 @@ def volume_render_rounds(
             alphas = torch.where(culled, torch.zeros_like(alphas), alphas)
         # transmittance before each sample: the ray's optical depth so far + the exclusive sum within this round
         cs = torch.cumsum(optical.double(), 0)
-        round_first = (torch.cumsum(take, 0) - take)[owner]
-        base = torch.where(round_first > 0, cs[(round_first - 1).clamp(min=0)], torch.zeros_like(cs))
-        trans = torch.exp(-(cs - optical.double() - base + optical_depth[rays]).clamp(min=0.0)).float()
+        round_first = (torch.cumsum(take, 0) - take).index_select(0, owner)
+        base = torch.where(round_first > 0, cs.index_select(0, (round_first - 1).clamp(min=0)), torch.zeros_like(cs))
+        trans = torch.exp(-(cs - optical.double() - base + optical_depth.index_select(0, rays)).clamp(min=0.0)).float()
         w = trans * alphas
         if early_stop_eps > 0:
             w = torch.where(trans >= early_stop_eps, w, torch.zeros_like(w))
-        weights[idx] = w
+        weights.index_copy_(0, idx, w)
         rgb.index_add_(0, rays, w[:, None] * rgbs.float())
         opacity.index_add_(0, rays, w)
         depth_sum.index_add_(0, rays, w * 0.5 * (t0 + t1))
         optical_depth.index_add_(0, rays, optical.double())
-        done[alive] += take
-        still = done[alive] < counts[alive]
+        done.index_add_(0, alive, take)
+        still = done_alive + take < counts.index_select(0, alive)
         if early_stop_eps > 0:
-            still &= torch.exp(-optical_depth[alive]) >= early_stop_eps
+            still &= torch.exp(-optical_depth.index_select(0, alive)) >= early_stop_eps
         alive = alive[still]
     depth = torch.where(opacity > 1e-6, depth_sum / opacity.clamp(min=1e-6), torch.zeros_like(depth_sum))
     if background is not None:

@@ -30,8 +30,8 @@ def render_weights(
     if optical.numel() == 0:
         return optical, optical, alphas
     cs = torch.cumsum(optical.double(), dim=0)
-    first = ray_offsets(ray_indices, n_rays)[ray_indices]
-    base = torch.where(first > 0, cs[(first - 1).clamp(min=0)], torch.zeros_like(cs))
+    first = ray_offsets(ray_indices, n_rays).index_select(0, ray_indices)
+    base = torch.where(first > 0, cs.index_select(0, (first - 1).clamp(min=0)), torch.zeros_like(cs))
     exclusive = (cs - optical.double() - base).clamp(min=0.0)
     trans = torch.exp(-exclusive).to(sigmas.dtype)
     return trans * alphas, trans, alphas
