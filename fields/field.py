@@ -177,15 +177,18 @@ class RadianceField(Field):
         x = self.to_unit(points)
         return self.radiance_head.density(x, self.raw(x))[0]
 
-    def rgb_density(self, points: Float[Tensor, "n 3"], directions: Float[Tensor, "n 3"]) -> tuple[Tensor, Tensor]:
-        """Colour ``(n, 3)`` seen along unit ``directions`` and density ``(n,)`` at world points."""
+    def rgb_density(
+        self, points: Float[Tensor, "n 3"], directions: Float[Tensor, "r 3"], ray_indices: Tensor | None = None
+    ) -> tuple[Tensor, Tensor]:
+        """Colour ``(n, 3)`` seen along ``directions`` and density ``(n,)`` at world points; ``directions`` are
+        per point, or per ray with ``ray_indices (n,)`` (each point's ray: directions encoded once per ray)."""
         head = self.radiance_head
+        x = self.to_unit(points)
         if not torch.is_grad_enabled() and isinstance(self.network, TileBank) and self.network.can_chain(head.color_network, points.device):
-            x = self.to_unit(points)  # KiloNeRF rendering: both tile banks in one packed pass
-            h = self.encoding(x)
-            raw_density, logits = self.network.chain(h, x, head.color_network, head.encode_directions(directions, h.dtype))
+            h = self.encoding(x)  # KiloNeRF rendering: both tile banks in one packed pass
+            raw_density, logits = self.network.chain(h, x, head.color_network, head.encode_directions(directions, h.dtype, ray_indices))
             return torch.sigmoid(logits), head.sigma(x, raw_density)[0]
-        out = self(points, directions)
+        out = head(x, self.raw(x), directions, ray_indices)
         assert out.rgb is not None and out.density is not None
         return out.rgb, out.density
 

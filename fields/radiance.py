@@ -71,17 +71,24 @@ class RadianceHead(nn.Module):
         sigma = density_activation(self.config.density_activation, density_raw) * inside.to(density_raw.dtype)
         return sigma, density_raw
 
-    def encode_directions(self, directions: Float[Tensor, "n 3"], dtype: torch.dtype) -> Float[Tensor, "n e"]:
-        """The colour branch's encoding of view directions (normalized here)."""
+    def encode_directions(
+        self, directions: Float[Tensor, "r 3"], dtype: torch.dtype, ray_indices: Tensor | None = None
+    ) -> Float[Tensor, "n e"]:
+        """The colour branch's encoding of view directions (normalized here): one per direction, or, with
+        ``ray_indices (n,)``, ``directions`` are per ray, encoded once each, and each point gets its ray's."""
         d = F.normalize(directions.to(dtype), dim=-1)
-        return self.direction_encoding((d + 1.0) * 0.5)
+        enc = self.direction_encoding((d + 1.0) * 0.5)
+        return enc if ray_indices is None else enc.index_select(0, ray_indices)
 
-    def forward(self, unit: Float[Tensor, "n 3"], raw: Float[Tensor, "n r"], directions: Tensor | None) -> FieldOutputs:
+    def forward(
+        self, unit: Float[Tensor, "n 3"], raw: Float[Tensor, "n r"], directions: Tensor | None, ray_indices: Tensor | None = None
+    ) -> FieldOutputs:
+        """Density and (with ``directions``: per point, or per ray with ``ray_indices``) colour."""
         sigma, density_raw = self.density(unit, raw)
         features = raw[:, 1:]
         rgb = None
         if directions is not None:
-            enc = self.encode_directions(directions, raw.dtype)
+            enc = self.encode_directions(directions, raw.dtype, ray_indices)
             rgb = torch.sigmoid(self.color_network(torch.cat([enc, features], dim=-1), unit))
         return FieldOutputs(rgb=rgb, density=sigma, density_raw=density_raw, features=features)
 

@@ -236,7 +236,7 @@ class NerfModel(nn.Module):
             p = self.to_field(points_along(origins, directions, ri, 0.5 * (t0 + t1)))
             if positions is not None:
                 positions.append(p)
-            return self.field.rgb_density(p, directions.index_select(0, ri))
+            return self.field.rgb_density(p, directions, ri)
 
         return rgb_sigma_fn
 

@@ -291,6 +291,9 @@ def test_rendering_queries_chain_both_banks_and_follow_the_weights():
         torch.testing.assert_close(rgb, out.rgb.detach(), atol=1e-5, rtol=0)
         torch.testing.assert_close(sigma, out.density.detach(), atol=1e-5, rtol=1e-5)
         assert bool((sigma[((x < -1) | (x > 1)).any(-1)] == 0).all())
+        rays, ri = d[:7], torch.randint(0, 7, (500,), generator=g)  # directions per ray, as the renderer passes them
+        with torch.no_grad():
+            torch.testing.assert_close(field.rgb_density(x, rays, ri)[0], field(x, rays[ri]).rgb, atol=1e-5, rtol=0)
         (out.rgb.square().mean() + out.density.mean()).backward()
         opt.step()
         opt.zero_grad()

@@ -60,6 +60,10 @@ def test_radiance_field_outputs_and_capabilities(act):
     assert torch.allclose(f.density(p), out.density)
     rgb2, _ = f.rgb_density(p, -d)
     assert not torch.allclose(rgb2, out.rgb)  # colour depends on the view direction
+    rays, ri = torch.randn(5, 3), torch.randint(0, 5, (64,))  # directions per ray: encoded once, same values
+    per_ray, per_ray_sigma = f.rgb_density(p, rays, ri)
+    per_point, _ = f.rgb_density(p, rays[ri])
+    assert torch.equal(per_ray, per_point) and torch.equal(per_ray_sigma, out.density.detach())
     assert f(p, None).rgb is None
     outside = torch.tensor([[5.0, 0.0, 0.0], [0.0, -3.0, 0.0]])
     assert torch.equal(f.density(outside), torch.zeros(2))

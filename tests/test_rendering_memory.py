@@ -68,7 +68,7 @@ model.render_image(c2w, k, 2, 2, None, torch.ones(3))  # warm-up: lazy allocatio
 before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 count = []
 orig = model.field.rgb_density
-model.field.rgb_density = lambda p, d: (count.append(p.shape[0]), orig(p, d))[1]
+model.field.rgb_density = lambda p, *a: (count.append(p.shape[0]), orig(p, *a))[1]
 model.render_image(c2w, k, side, side, None, torch.ones(3))
 peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 print(json.dumps({"peak_kb": peak - before, "samples": sum(count), "rays": side * side}))
