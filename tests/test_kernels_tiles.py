@@ -16,6 +16,7 @@ from fieldforge.fields.kernels.tiles_reference import (  # noqa: E402
     fold_biases,
     fold_chain,
     pack_segments,
+    stable_order,
     tile_centers,
     tile_chain_folded,
     tile_index,
@@ -160,6 +161,19 @@ def test_chained_banks_equal_the_two_banks_one_after_the_other(block):
     torch.testing.assert_close(out, second, rtol=1e-12, atol=1e-12)
     with pytest.raises(ValueError, match="expected 8 extra"):
         fold_chain(fold_biases(w1, b1), fold_biases(w2, b2), n_extra - 1)
+
+
+@pytest.mark.parametrize("n_keys", [1, 4096, 1 << 16, (1 << 16) + 5])
+def test_stable_order_sorts_like_a_stable_argsort(n_keys):
+    """The radix path (≤ 2^16 keys on a CPU) and the fallback give exactly torch's stable order: equal keys keep
+    their input order."""
+    g = torch.Generator().manual_seed(n_keys)
+    keys = torch.randint(0, n_keys, (5000,), generator=g)
+    keys[:40] = n_keys - 1  # the largest key, many times
+    order = stable_order(keys, n_keys)
+    assert order.dtype == torch.long
+    assert torch.equal(order, torch.argsort(keys, stable=True))
+    assert stable_order(keys[:0], n_keys).shape == (0,)
 
 
 def test_segments_layout():

@@ -29,6 +29,7 @@ Evaluation:
 import math
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 from jaxtyping import Float, Int
 from torch import Tensor
@@ -97,6 +98,14 @@ class Segments:
         return y.index_select(0, self.slot)
 
 
+def stable_order(keys: Int[Tensor, " n"], n_keys: int) -> Int[Tensor, " n"]:
+    """Indices sorting ``keys`` (in ``[0, n_keys)``) stably. On a CPU with at most 2^16 keys, NumPy's radix sort
+    of 16-bit keys (KiloNeRF sorts int16 network ids too): ~20× faster than torch's CPU sort."""
+    if keys.device.type == "cpu" and n_keys <= 1 << 16:
+        return torch.from_numpy(keys.numpy().astype(np.uint16).argsort(kind="stable")).long()
+    return torch.argsort(keys, stable=True)
+
+
 def pack_segments(tile_ids: Int[Tensor, " n"], n_tiles: int, block: int | None = None, min_block: int = MIN_BLOCK) -> Segments:
     """The padded per-tile layout of ``tile_ids`` (see :class:`Segments`). ``block=None`` picks the power of two
     (in ``[min_block, BLOCK]``) at or below the mean points per occupied tile: padding stays below one block per
@@ -106,15 +115,15 @@ def pack_segments(tile_ids: Int[Tensor, " n"], n_tiles: int, block: int | None =
     if block is None:
         mean = ids.shape[0] / max(1, int((counts > 0).sum()))
         block = min(BLOCK, max(min_block, 1 << max(0, math.floor(math.log2(max(mean, 1.0))))))
-    order = torch.argsort(ids, stable=True)
-    sorted_ids = ids[order]
+    order = stable_order(ids, n_tiles)
+    sorted_ids = ids.index_select(0, order)
     starts = torch.cumsum(counts, 0) - counts
-    rank = torch.arange(ids.shape[0], device=ids.device) - starts[sorted_ids]
+    rank = torch.arange(ids.shape[0], device=ids.device) - starts.index_select(0, sorted_ids)
     blocks = (counts + block - 1) // block
     tile_blocks = torch.zeros(n_tiles + 1, dtype=torch.long, device=ids.device)
     tile_blocks[1:] = torch.cumsum(blocks, 0)
     slot = torch.empty_like(ids)
-    slot[order] = tile_blocks[sorted_ids] * block + rank
+    slot.index_copy_(0, order, tile_blocks.index_select(0, sorted_ids) * block + rank)
     block_tile = torch.repeat_interleave(torch.arange(n_tiles, device=ids.device), blocks)
     return Segments(slot, block_tile, tile_blocks, block)
 
@@ -247,6 +256,7 @@ __all__ = [
     "fold_biases",
     "fold_chain",
     "pack_segments",
+    "stable_order",
     "tile_centers",
     "tile_chain_folded",
     "tile_index",
