@@ -31,7 +31,9 @@ Render-only reruns (session 8, ``bench_distill-{lego_half-x8,synthetic}-render.j
 ``--scratch 0 --students kilonerf nerf`` and those tags.
 
 Render times are best of 10 after 2 warm-up frames (2 after 1 for ``--render-scales`` above 1) under OpenMP's default wait policy, as the CLI
-runs (``OMP_WAIT_POLICY=PASSIVE``, which the viewer sets, slows a CPU frame 1.5–2.5×).
+runs (``OMP_WAIT_POLICY=PASSIVE``, which the viewer sets, slows a CPU frame 1.5–2.5×). A scene's runs are timed together once
+they are all trained, in turns (one frame of each run per turn; session 9 on): this machine's speed drifts by up to 1.6× over
+minutes, and turns make every run meet the same drift.
 
 ``--to-target`` measures, per student, the training time to the teacher's PSNR − 0.5 dB distilled and from
 scratch (``--scratch-cap`` bounds the latter, ``--scratch-steps`` sets its schedule; when it does not reach the
@@ -158,39 +160,52 @@ def to_target(teacher_dir: Path, method: str, options: DistillOptions, out: Path
     return row
 
 
-def render_seconds(loaded, repeats: int = 5, scale: int = 1, kilonerf_termination: bool = False) -> float:
-    """Seconds per frame (best of ``repeats``, after warm-up frames) of a loaded run's first test view, its resolution
-    ``scale`` times the capture's (the camera's intrinsics scaled), through the run's own render config
-    (``kilonerf_termination``: with KiloNeRF's early ray termination at T < 0.01 instead)."""
+def render_view(loaded, scale: int = 1) -> tuple:
+    """``(c2w, intrinsics, width, height, background)`` of a loaded run's first test view at ``scale`` times the
+    capture's resolution (the camera's intrinsics scaled)."""
+    cams = loaded.info["cameras"]
+    test = loaded.info["split"]["test"][0]
+    c2w = torch.tensor(cams["camera_to_world"][test], dtype=torch.float32)
+    k = torch.tensor(cams["intrinsics"][test], dtype=torch.float32) * scale
+    w, h = int(cams["width"][test]) * scale, int(cams["height"][test]) * scale
+    return c2w, k, w, h, torch.tensor(loaded.info["background"], dtype=torch.float32)
+
+
+def frame_seconds(loaded, view: tuple, kilonerf_termination: bool = False) -> float:
+    """Seconds of one frame through the run's own render config (``kilonerf_termination``: with KiloNeRF's
+    early ray termination at T < 0.01 instead)."""
     from fieldforge.fields import kilonerf as kn
 
     model = loaded.model
     own = model.render_config
     if kilonerf_termination:
         model.render_config = kn.kilonerf_render_config(own)
-    cams = loaded.info["cameras"]
-    test = loaded.info["split"]["test"][0]
-    c2w = torch.tensor(cams["camera_to_world"][test], dtype=torch.float32)
-    k = torch.tensor(cams["intrinsics"][test], dtype=torch.float32) * scale
-    w, h = int(cams["width"][test]) * scale, int(cams["height"][test]) * scale
-    background = torch.tensor(loaded.info["background"], dtype=torch.float32)
-    kn.time_render(model, c2w, k, w, h, background, repeats=2 if scale == 1 else 1)  # warm-up: a fresh model's first frames are up to 1.6× slower
-    seconds, _ = kn.time_render(model, c2w, k, w, h, background, repeats=repeats)
+    seconds, _ = kn.time_render(model, *view, repeats=1)
     model.render_config = own
     return seconds
 
 
-def render_times(run_dir: Path, args, nerf_student: bool = False) -> dict:
-    """``render_s`` (the test frame) and ``render_s_x{s}`` for every other ``--render-scales`` entry; for the nerf
-    student also ``render_s_kilonerf_ert[_x{s}]``: rendered with KiloNeRF's early termination."""
-    loaded = load_run(run_dir, device=args.device)
-    out = {}
+def render_times(run_dirs: dict[str, Path], args) -> dict[str, dict]:
+    """Per run (``{name: run dir}``): ``render_s`` (its first test frame) and ``render_s_x{s}`` for every other
+    ``--render-scales`` entry; for the ``nerf`` student also ``render_s_kilonerf_ert[_x{s}]`` (KiloNeRF's early
+    termination). The runs are timed in turns, one frame of each per turn (best of 10 turns at the test
+    frame, of 2 above it, after warm-up frames), so a change in the machine's speed meets every run alike."""
+    loaded = {name: load_run(path, device=args.device) for name, path in run_dirs.items()}
+    out: dict[str, dict] = {name: {} for name in run_dirs}
     for scale in args.render_scales:
         suffix = "" if scale == 1 else f"_x{scale}"
-        repeats = 10 if scale == 1 else 2  # a large frame's time varies less (and takes seconds)
-        out["render_s" + suffix] = render_seconds(loaded, repeats, scale)
-        if nerf_student:
-            out["render_s_kilonerf_ert" + suffix] = render_seconds(loaded, repeats, scale, kilonerf_termination=True)
+        timings = [(name, "render_s" + suffix, False) for name in run_dirs]
+        timings += [("nerf", "render_s_kilonerf_ert" + suffix, True)] if "nerf" in run_dirs else []
+        views = {name: render_view(run, scale) for name, run in loaded.items()}
+        for name, _, ert in timings:  # warm-up: a fresh model's first frames are up to 1.6× slower
+            for _ in range(2 if scale == 1 else 1):
+                frame_seconds(loaded[name], views[name], ert)
+        best = {(name, key): math.inf for name, key, _ in timings}
+        for _ in range(10 if scale == 1 else 2):  # a large frame's time varies less (and takes seconds)
+            for name, key, ert in timings:
+                best[name, key] = min(best[name, key], frame_seconds(loaded[name], views[name], ert))
+        for (name, key), seconds in best.items():
+            out[name][key] = seconds
     return out
 
 
@@ -204,9 +219,9 @@ def nerf_scene(name: str, data: Path, args, console: Console, on_row) -> list[di
         teacher_dir, tm = teacher_run(tconf, args.work)
         console.print(f"{name}: teacher ngp {tm['psnr']:.2f} dB in {tm['train_seconds']:.0f} s")
         teacher = {"scene": name, "downscale": downscale, "student": "(teacher ngp)", "psnr": tm["psnr"], "ssim": tm["ssim"], "seconds": tm["train_seconds"]}
-        teacher.update(render_times(teacher_dir, args))
         rows.append(teacher)
         on_row(teacher)
+        run_dirs = {teacher["student"]: teacher_dir}
         options = DistillOptions(feature_steps=args.feature_steps, point_steps=args.point_steps, render_steps=args.render_steps,
                                  tile_steps=args.tile_steps, finetune_steps=args.finetune_steps, batch_size=args.samples)
         for method in args.students:
@@ -219,7 +234,8 @@ def nerf_scene(name: str, data: Path, args, console: Console, on_row) -> list[di
                 continue
             srun, m, config = distill(teacher_dir, method, options, out, args.device)
             row = {"scene": name, "downscale": downscale, "student": method, "psnr": m["psnr"], "ssim": m["ssim"], "teacher_psnr": m.get("teacher_psnr"),
-                   "seconds": m["train_seconds"], **render_times(srun.path, args, nerf_student=method == "nerf")}
+                   "seconds": m["train_seconds"]}
+            run_dirs[method] = srun.path
             for k in ("tile_q99_max", "tile_q99_median"):
                 if k in m:
                     row[k] = m[k]
@@ -228,6 +244,11 @@ def nerf_scene(name: str, data: Path, args, console: Console, on_row) -> list[di
             console.print(row)
             rows.append(row)
             on_row(row)
+        if not args.to_target:  # every run of the scene timed together, in turns
+            times = render_times(run_dirs, args)
+            for r in rows:
+                r.update(times.get(r["student"], {}))
+            on_row(None)
         console.print(f"{name} done in {time.perf_counter() - t0:.0f} s")
     by = {r["student"]: r for r in rows if r["scene"] == name}
     k = by.get("kilonerf", {})
@@ -343,8 +364,9 @@ def main() -> None:
     def save(partial: bool) -> None:  # after every part, so an interrupted benchmark keeps what it measured
         path.write_text(json.dumps({"env": env, "complete": not partial, "results": rows}, indent=1))
 
-    def add(row: dict) -> None:
-        rows.append(row)
+    def add(row: dict | None) -> None:  # None: rows already added were updated
+        if row is not None:
+            rows.append(row)
         save(True)
 
     for scene in args.scenes:
