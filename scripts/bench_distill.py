@@ -31,9 +31,9 @@ Render-only reruns (session 8, ``bench_distill-{lego_half-x8,synthetic}-render.j
 ``--scratch 0 --students kilonerf nerf`` and those tags.
 
 Render times are best of 10 after 2 warm-up frames (2 after 1 for ``--render-scales`` above 1) under OpenMP's default wait policy, as the CLI
-runs (``OMP_WAIT_POLICY=PASSIVE``, which the viewer sets, slows a CPU frame 1.5–2.5×). A scene's runs are timed together once
-they are all trained, in turns (one frame of each run per turn; session 9 on): this machine's speed drifts by up to 1.6× over
-minutes, and turns make every run meet the same drift.
+runs (``OMP_WAIT_POLICY=PASSIVE``, which the viewer sets, slows a CPU frame 1.5–2.5×). From session 9 a scene's runs are
+timed together once all are trained, in turns (a warm-up frame and 2 timed frames of each run per turn, 5 turns; at 4×: 1
+and 1, 2 turns): this machine's speed drifts by up to 1.6× over minutes, and turns make every run meet the same drift.
 
 ``--to-target`` measures, per student, the training time to the teacher's PSNR − 0.5 dB distilled and from
 scratch (``--scratch-cap`` bounds the latter, ``--scratch-steps`` sets its schedule; when it does not reach the
@@ -188,8 +188,10 @@ def frame_seconds(loaded, view: tuple, kilonerf_termination: bool = False) -> fl
 def render_times(run_dirs: dict[str, Path], args) -> dict[str, dict]:
     """Per run (``{name: run dir}``): ``render_s`` (its first test frame) and ``render_s_x{s}`` for every other
     ``--render-scales`` entry; for the ``nerf`` student also ``render_s_kilonerf_ert[_x{s}]`` (KiloNeRF's early
-    termination). The runs are timed in turns, one frame of each per turn (best of 10 turns at the test
-    frame, of 2 above it, after warm-up frames), so a change in the machine's speed meets every run alike."""
+    termination). The runs are timed in turns, so a change in the machine's speed meets every run alike: per
+    turn each run renders a warm-up frame, then timed frames back to back, as a viewer renders (a frame right
+    after another model's is up to 1.3× slower: caches and freed memory); best of 5 turns × 2 frames at the
+    test frame, of 2 × 1 above it."""
     loaded = {name: load_run(path, device=args.device) for name, path in run_dirs.items()}
     out: dict[str, dict] = {name: {} for name in run_dirs}
     for scale in args.render_scales:
@@ -197,13 +199,13 @@ def render_times(run_dirs: dict[str, Path], args) -> dict[str, dict]:
         timings = [(name, "render_s" + suffix, False) for name in run_dirs]
         timings += [("nerf", "render_s_kilonerf_ert" + suffix, True)] if "nerf" in run_dirs else []
         views = {name: render_view(run, scale) for name, run in loaded.items()}
-        for name, _, ert in timings:  # warm-up: a fresh model's first frames are up to 1.6× slower
-            for _ in range(2 if scale == 1 else 1):
-                frame_seconds(loaded[name], views[name], ert)
+        turns, per_turn = (5, 2) if scale == 1 else (2, 1)  # a large frame's time varies less (and takes seconds)
         best = {(name, key): math.inf for name, key, _ in timings}
-        for _ in range(10 if scale == 1 else 2):  # a large frame's time varies less (and takes seconds)
+        for _ in range(turns):
             for name, key, ert in timings:
-                best[name, key] = min(best[name, key], frame_seconds(loaded[name], views[name], ert))
+                frame_seconds(loaded[name], views[name], ert)  # warm-up
+                for _ in range(per_turn):
+                    best[name, key] = min(best[name, key], frame_seconds(loaded[name], views[name], ert))
         for (name, key), seconds in best.items():
             out[name][key] = seconds
     return out
