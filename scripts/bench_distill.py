@@ -27,8 +27,9 @@ synthetic}.json`` (session 7: the rounds renderer) and ``bench_distill-images-sd
     python scripts/bench_distill.py --scenes --images kodim01 kodim02 --shapes bunny \
         --scratch-cap 60 --scratch-eval-every 100 --tag images-sdf
 
-Render-only reruns (session 8, ``bench_distill-{lego_half-x8,synthetic}-render.json``): the first two commands with
-``--scratch 0 --students kilonerf nerf`` and those tags.
+Render-only reruns (``bench_distill-{lego_half-x8,synthetic}-render.json``, last run in session 9): the first two commands
+with ``--work`` holding their teachers, ``--scratch 0 --students kilonerf nerf`` and the tags ``lego_half-x8-render`` and
+``synthetic-render``.
 
 Render times are best of 10 after 2 warm-up frames (2 after 1 for ``--render-scales`` above 1) under OpenMP's default wait policy, as the CLI
 runs (``OMP_WAIT_POLICY=PASSIVE``, which the viewer sets, slows a CPU frame 1.5–2.5×). From session 9 a scene's runs are
