@@ -412,3 +412,31 @@ def test_features_stage_without_compatible_features_trains_the_point_losses(capt
     assert not task.features
     res = task.train_step(StepContext(0, Stage("features", 5, {"features": 1.0, "density": 0.0, "colour": 0.0, "rgb": 0.0}), 0, 0))
     assert res.loss.requires_grad and {"density", "colour"} <= set(res.log)
+
+
+def test_rays_per_step_follow_what_the_rays_yield(capture) -> None:
+    """The ray count adapts to the samples the rays yield before the batch is cut to its budget: it settles
+    (marching ~20% over the budget) instead of creeping up every step, and batches stay full."""
+    from fieldforge.app.distill.nerf import RAY_HEADROOM, NerfDistillTask
+    from fieldforge.app.tasks.nerf import TASK as NERF
+    from fieldforge.app.tasks.nerf import capture_metadata
+
+    config = tiny_nerf_config("ff")
+    info = capture_metadata(capture)
+    torch.manual_seed(0)
+    model = NERF.build_model(config, info)
+    task = NerfDistillTask(model, Teacher(Blob(model.scene_box.mean(0)), "nerf", info, None, Path("analytic"), 0), NERF.build_task(config, model, capture, CPU), config, CPU)
+    budget, marched, used = 2048, [], []
+    sample = task.sampler.samples
+    task.sampler.samples = lambda *a, **k: (lambda s: (marched.append(s.n_samples), s)[1])(sample(*a, **k))
+    counts = []
+    for _ in range(150):
+        o, _, _, s = task.ray_batch(budget)
+        used.append(s.n_samples)
+        counts.append(task.n_rays)
+    assert max(used) <= budget
+    late = slice(50, None)
+    assert max(counts[late]) < 2 * min(counts[late]), "the ray count must settle, not grow step after step"
+    ratio = sum(marched[late]) / (len(marched[late]) * budget)
+    assert 0.9 * RAY_HEADROOM < ratio < 1.15 * RAY_HEADROOM, ratio
+    assert sum(used[late]) / len(used[late]) > 0.9 * budget  # batches stay (nearly) full

@@ -34,6 +34,10 @@ from fieldforge.fields.rendering.volume import RenderOutputs, volume_render
 from torch import Tensor
 
 
+RAY_HEADROOM = 1.2
+"""Rays marched per step yield about this many times the sample budget (the excess is cut): full batches."""
+
+
 class TeacherSampler:
     """Samples rays with the student's geometry (box, step, contraction, grid) and the teacher's density."""
 
@@ -171,10 +175,13 @@ class NerfDistillTask:
         o, d = self.rays(self.n_rays, hard)
         bg = torch.rand(o.shape[0], 3, generator=self.generator).to(self.device)
         samples = self.sampler.samples(o, d, training=True, generator=self.generator)
-        if samples.n_samples > budget:
+        marched = samples.n_samples
+        if marched > budget:
             samples = samples.leading(budget)
             o, d, bg = o[:samples.n_rays], d[:samples.n_rays], bg[:samples.n_rays]
-        self.n_rays = int(min(1 << 15, max(64, self.n_rays * budget / max(samples.n_samples, 1))))
+        # the next ray count from what these rays yielded before the cut (after it, a batch always looks full
+        # and the count crept up ~1% a step, to 2^15 rays marched for a few hundred used), 20% over the budget
+        self.n_rays = int(min(1 << 15, max(64, self.n_rays * RAY_HEADROOM * budget / max(marched, 1))))
         return o, d, bg, samples
 
     def weight(self, ctx: StepContext, name: str) -> float:
