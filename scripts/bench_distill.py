@@ -43,7 +43,9 @@ target the ratio is a lower bound); session 6's ``bench_distill-synthetic-to-tar
 with the stage options of ``COMMON``; session 8's ``bench_distill-lego_half-x8-to-target.json``: ``--scenes lego_half
 --nerf-downscale 8 --teacher-steps 250 --students kilonerf --to-target --tile-steps 600 --finetune-steps 200
 --distill-eval-every 50 --scratch-cap 3300 --scratch-steps 8400 --scratch-eval-every 100`` with the other stage
-options of ``COMMON``.
+options of ``COMMON``; session 9's ``bench_distill-synthetic-to-target-students.json``: ``--scenes synthetic --teacher-steps
+1000 --samples 4096 --feature-steps 0 --students cam nerf ff rbf --to-target --distill-eval-every 50 --scratch-cap 240
+--scratch-steps 1200 --scratch-eval-every 50``.
 """
 
 import argparse
