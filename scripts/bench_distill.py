@@ -193,7 +193,7 @@ def render_times(run_dirs: dict[str, Path], args) -> dict[str, dict]:
     ``--render-scales`` entry; for the ``nerf`` student also ``render_s_kilonerf_ert[_x{s}]`` (KiloNeRF's early
     termination). The runs are timed in turns, so a change in the machine's speed meets every run alike: per
     turn each run renders a warm-up frame, then timed frames back to back, as a viewer renders (a frame right
-    after another model's is up to 1.3× slower: caches and freed memory); best of 5 turns × 2 frames at the
+    after another model's is 1.2–3× slower: caches and freed memory); best of 5 turns × 2 frames at the
     test frame, of 2 × 1 above it."""
     loaded = {name: load_run(path, device=args.device) for name, path in run_dirs.items()}
     out: dict[str, dict] = {name: {} for name in run_dirs}
