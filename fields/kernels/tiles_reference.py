@@ -169,19 +169,31 @@ def fold_biases(weights: list[Tensor], biases: list[Tensor]) -> list[Float[Tenso
     return out
 
 
-@torch.no_grad()
-def tile_mlp_folded(x: Float[Tensor, "n i"], seg: "Segments", folded: list[Tensor]) -> Float[Tensor, "n o"]:
-    """:func:`tile_mlp_batched` without gradients on weights from :func:`fold_biases` (about 15% faster)."""
+def _with_one_packed(x: Float[Tensor, "n k"], seg: "Segments") -> Float[Tensor, "b s k1"]:
+    """Point rows in the packed blocks ``(n_blocks, block, k + 1)`` with a constant-1 last column (the input of
+    :func:`fold_biases` layers); padding rows are zero."""
     n, k = x.shape
     xp = x.new_zeros(seg.rows, k + 1)
     xp[seg.slot, :k] = x
     xp[seg.slot, k] = 1.0
-    h = xp.reshape(seg.n_blocks, seg.block, k + 1)
-    for l, a in enumerate(folded):
+    return xp.reshape(seg.n_blocks, seg.block, k + 1)
+
+
+def _folded_layers(h: Float[Tensor, "b s k"], layers: list[Tensor], seg: "Segments", relu_last: bool) -> Float[Tensor, "b s o"]:
+    """Folded layers on packed blocks: one weight gather and one ``bmm`` each, ReLU between them (and after the
+    last with ``relu_last``)."""
+    for l, a in enumerate(layers):
         h = torch.bmm(h, a.index_select(0, seg.block_tile).to(h.dtype))
-        if l < len(folded) - 1:
+        if relu_last or l < len(layers) - 1:
             h = torch.relu_(h)
-    return h.reshape(seg.rows, h.shape[-1]).index_select(0, seg.slot)
+    return h
+
+
+@torch.no_grad()
+def tile_mlp_folded(x: Float[Tensor, "n i"], seg: "Segments", folded: list[Tensor]) -> Float[Tensor, "n o"]:
+    """:func:`tile_mlp_batched` without gradients on weights from :func:`fold_biases` (about 15% faster)."""
+    h = _folded_layers(_with_one_packed(x, seg), folded, seg, relu_last=False)
+    return seg.unpack(h.reshape(seg.rows, h.shape[-1]))
 
 
 @torch.no_grad()
@@ -215,24 +227,12 @@ def tile_chain_folded(
     """Evaluate a :func:`fold_chain` chain: ``x`` through the first bank's ``n_first_hidden`` hidden layers,
     ``extra`` joined on the packed layout, then the joint layer and the second bank. Returns the first bank's
     output 0 ``(n,)`` and the second bank's outputs ``(n, o)``."""
-    n, k = x.shape
-    xp = x.new_zeros(seg.rows, k + 1)
-    xp[seg.slot, :k] = x
-    xp[seg.slot, k] = 1.0
-    h = xp.reshape(seg.n_blocks, seg.block, k + 1)
-    for a in chain[:n_first_hidden]:
-        h = torch.relu_(torch.bmm(h, a.index_select(0, seg.block_tile)))
-    ep = x.new_zeros(seg.rows, extra.shape[1])
-    ep[seg.slot] = extra.to(x.dtype)
-    h = torch.bmm(torch.cat([h, ep.reshape(seg.n_blocks, seg.block, -1)], dim=-1), chain[n_first_hidden].index_select(0, seg.block_tile))
-    out0 = h[:, :, 0].reshape(seg.rows).index_select(0, seg.slot)
-    h = torch.relu_(h[:, :, 1:])
-    rest = chain[n_first_hidden + 1 :]
-    for l, a in enumerate(rest):
-        h = torch.bmm(h, a.index_select(0, seg.block_tile))
-        if l < len(rest) - 1:
-            h = torch.relu_(h)
-    return out0, h.reshape(seg.rows, h.shape[-1]).index_select(0, seg.slot)
+    h = _folded_layers(_with_one_packed(x, seg), chain[:n_first_hidden], seg, relu_last=True)
+    extra_packed = seg.pack(extra.to(x.dtype)).reshape(seg.n_blocks, seg.block, -1)
+    h = _folded_layers(torch.cat([h, extra_packed], dim=-1), chain[n_first_hidden : n_first_hidden + 1], seg, relu_last=False)
+    out0 = seg.unpack(h[:, :, :1].reshape(seg.rows, 1))[:, 0]
+    h = _folded_layers(torch.relu_(h[:, :, 1:]), chain[n_first_hidden + 1 :], seg, relu_last=False)
+    return out0, seg.unpack(h.reshape(seg.rows, h.shape[-1]))
 
 
 def tile_mlp_batched(
